@@ -1,0 +1,447 @@
+"""Gridworld-pinpad: visit coloured cells in a given order (Kobayashi et al., 2025, §2.1).
+
+One batched numpy core (:class:`GridCore`) holds the state of N environments and implements
+every rule once; :class:`ColourSequenceEnv` is a single environment over a core of size 1 and
+:class:`ColourSequenceVectorEnv` the native batched twin (``gym.make_vec``), so the two cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from irl_envs import grid_logic
+from irl_envs.episode_rng import episode_bits
+from irl_envs.grid_render import render_ansi, render_rgb
+from irl_envs.tasks import GRID_POSTTRAIN_TASK, Task, validate_tasks
+
+_MAX_LAYOUT_ATTEMPTS = 10_000
+_LAYOUT_STREAM, _TASK_STREAM = 0, 1
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be in {bound}, got {value}")
+    return int(value)
+
+
+class GridCore:
+    """State and rules of N gridworld-pinpad environments, vectorised over N.
+
+    Layouts are a pure function of ``(seed, episode index)`` per environment (see
+    :mod:`irl_envs.episode_rng`), so environment ``i`` of a batch seeded with ``s`` replays a
+    single environment seeded with ``s + i`` exactly, whatever the batch size.
+    """
+
+    def __init__(self, num_envs: int, grid_size: int, num_colours: int, num_walls: int,
+                 max_steps: int, tasks: tuple[Task, ...]):
+        self.n, self.g, self.o, self.w = num_envs, grid_size, num_colours, num_walls
+        self.max_steps, self.tasks = max_steps, tasks
+        self.num_cells = grid_size * grid_size
+        self.channels = num_colours + num_walls + 1
+        self.max_task_len = max(len(t) for t in tasks)
+        self.moves = grid_logic.move_table(grid_size)
+        self._rows = np.arange(num_envs)
+        n, c = num_envs, self.num_cells
+        self.cells = np.full((n, c), grid_logic.EMPTY, dtype=np.int64)
+        self.agent = np.zeros(n, dtype=np.int64)
+        self.task = np.full((n, self.max_task_len), -1, dtype=np.int64)
+        self.task_len = np.ones(n, dtype=np.int64)
+        self.next_index = np.zeros(n, dtype=np.int64)
+        self.t = np.zeros(n, dtype=np.int64)
+        self.seed = np.zeros(n, dtype=np.uint64)
+        self.episode = np.zeros(n, dtype=np.uint64)
+        self.resets = np.zeros(n, dtype=np.uint64)  # lets experts cache per-episode work
+        self.obs = np.zeros((n, self.channels, c), dtype=np.uint8)
+        self._table = np.full((len(tasks), self.max_task_len), -1, dtype=np.int64)
+        for i, task in enumerate(tasks):
+            self._table[i, : len(task)] = task
+        self._table_len = np.array([len(t) for t in tasks], dtype=np.int64)
+
+    # ----------------------------------------------------------------------------- reset
+    def reset_rows(self, rows: np.ndarray, task: Task | None = None,
+                   layout: dict[str, Any] | None = None) -> None:
+        """Start a new episode in ``rows`` (their ``seed``/``episode`` already set)."""
+        if task is None:
+            if len(self.tasks) == 1:
+                idx = np.zeros(len(rows), dtype=np.int64)
+            else:
+                bits = episode_bits(self.seed[rows], self.episode[rows], _TASK_STREAM, 0, 1)
+                idx = (bits[:, 0] % np.uint64(len(self.tasks))).astype(np.int64)
+            self.task[rows] = self._table[idx]
+            self.task_len[rows] = self._table_len[idx]
+        else:
+            if len(task) > self.max_task_len:
+                self._grow_task(len(task))
+            self.task[rows] = -1
+            self.task[rows, : len(task)] = task
+            self.task_len[rows] = len(task)
+        if layout is None:
+            self._sample_layouts(rows)
+        else:
+            cells, agent = self._pinned_layout(layout)
+            self.cells[rows], self.agent[rows] = cells, agent
+        self.next_index[rows] = 0
+        self.t[rows] = 0
+        self.resets[rows] += np.uint64(1)
+        self._encode(rows)
+
+    def _grow_task(self, length: int) -> None:
+        pad = length - self.max_task_len
+        self.task = np.pad(self.task, ((0, 0), (0, pad)), constant_values=-1)
+        self.max_task_len = length
+
+    def _sample_layouts(self, rows: np.ndarray) -> None:
+        todo = rows
+        for attempt in range(_MAX_LAYOUT_ATTEMPTS):
+            keys = episode_bits(self.seed[todo], self.episode[todo], _LAYOUT_STREAM, attempt,
+                                self.num_cells)
+            perm = np.argsort(keys, axis=1, kind="stable")
+            cells = np.full((len(todo), self.num_cells), grid_logic.EMPTY, dtype=np.int64)
+            objects = self.o + self.w
+            np.put_along_axis(cells, perm[:, :objects],
+                              np.broadcast_to(np.arange(objects), (len(todo), objects)), axis=1)
+            self.cells[todo], self.agent[todo] = cells, perm[:, objects]
+            ok = grid_logic.solvable(cells, perm[:, objects], self.task[todo],
+                                     self.task_len[todo], self.g, self.max_steps)
+            todo = todo[~ok]
+            if len(todo) == 0:
+                return
+        raise RuntimeError(
+            f"no solvable layout found in {_MAX_LAYOUT_ATTEMPTS} draws: grid_size={self.g}, "
+            f"num_colours={self.o}, num_walls={self.w} leave too little room"
+        )
+
+    def _pinned_layout(self, layout: dict[str, Any]) -> tuple[np.ndarray, int]:
+        if not isinstance(layout, dict) or set(layout) != {"agent", "colours", "walls"}:
+            raise ValueError("options['layout'] must be a dict with exactly the keys "
+                             "'agent', 'colours' and 'walls'")
+        colours, walls = list(layout["colours"]), list(layout["walls"])
+        if len(colours) != self.o:
+            raise ValueError(f"options['layout']['colours'] must list {self.o} cells "
+                             f"(num_colours), got {len(colours)}")
+        if len(walls) != self.w:
+            raise ValueError(f"options['layout']['walls'] must list {self.w} cells "
+                             f"(num_walls), got {len(walls)}")
+        flat = [self._cell(p, "options['layout']") for p in [*colours, *walls, layout["agent"]]]
+        if len(set(flat)) != len(flat):
+            raise ValueError("options['layout'] cells must not overlap")
+        cells = np.full(self.num_cells, grid_logic.EMPTY, dtype=np.int64)
+        cells[flat[:-1]] = np.arange(self.o + self.w)
+        return cells, flat[-1]
+
+    def _cell(self, pos: Any, name: str) -> int:
+        try:
+            r, c = (int(v) for v in pos)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} positions must be (row, col) pairs, got {pos!r}") from None
+        if not (0 <= r < self.g and 0 <= c < self.g):
+            raise ValueError(f"{name} position {pos!r} is off the {self.g}x{self.g} grid")
+        return r * self.g + c
+
+    def _encode(self, rows: np.ndarray) -> None:
+        obs = np.zeros((len(rows), self.channels, self.num_cells), dtype=np.uint8)
+        r, cell = np.nonzero(self.cells[rows] >= 0)
+        obs[r, self.cells[rows][r, cell], cell] = 1
+        obs[np.arange(len(rows)), self.channels - 1, self.agent[rows]] = 1
+        self.obs[rows] = obs
+
+    # ------------------------------------------------------------------------------ step
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Apply one action per environment; returns ``(reward, terminated, truncated)``."""
+        rows = self._rows
+        nxt = self.moves[self.agent, actions]
+        content = self.cells[rows, nxt]
+        nxt = np.where(content >= self.o, self.agent, nxt)  # walls: no-op
+        content = self.cells[rows, nxt]
+        entered = (nxt != self.agent) & (content >= 0)  # a colour counts only when entered
+        target = self.task[rows, np.minimum(self.next_index, self.task_len - 1)]
+        correct = entered & (content == target)
+        self.next_index += correct
+        success = self.next_index >= self.task_len
+        terminated = success | (entered & ~correct)
+        self.t += 1
+        truncated = ~terminated & (self.t >= self.max_steps)
+        self.obs[rows, self.channels - 1, self.agent] = 0
+        self.obs[rows, self.channels - 1, nxt] = 1
+        self.agent = nxt
+        return success.astype(np.float32), terminated, truncated
+
+    # ------------------------------------------------------------------------------ views
+    def target_cell(self) -> np.ndarray:
+        """Cell of the next colour to visit, per environment."""
+        colour = self.task[self._rows, np.minimum(self.next_index, self.task_len - 1)]
+        return np.argmax(self.cells == colour[:, None], axis=1)
+
+    def info(self, i: int) -> dict[str, Any]:
+        return {
+            "is_success": bool(self.next_index[i] >= self.task_len[i]),
+            "task": self.task[i, : self.task_len[i]].tolist(),
+            "next_index": int(self.next_index[i]),
+            "agent": tuple(int(v) for v in divmod(int(self.agent[i]), self.g)),
+        }
+
+    def batch_info(self) -> dict[str, np.ndarray]:
+        ones = np.ones(self.n, dtype=bool)
+        info = {
+            "is_success": self.next_index >= self.task_len,
+            "task": self.task.copy(),
+            "next_index": self.next_index.copy(),
+            "agent": np.stack(np.divmod(self.agent, self.g), axis=1),
+        }
+        info.update({f"_{k}": ones for k in list(info)})
+        return info
+
+    def rgb(self, i: int) -> np.ndarray:
+        return render_rgb(self.cells[i], int(self.agent[i]), self.g, self.o,
+                          self.task[i, : self.task_len[i]], int(self.next_index[i]))
+
+    def ansi(self, i: int) -> str:
+        return render_ansi(self.cells[i], int(self.agent[i]), self.g, self.o,
+                           self.task[i, : self.task_len[i]], int(self.next_index[i]))
+
+
+def _make_core(num_envs: int, grid_size: int, num_colours: int, num_walls: int, max_steps: int,
+               tasks: Sequence[Sequence[int]] | None, task: Sequence[int] | None) -> GridCore:
+    grid_size = _check_int("grid_size", grid_size, 2)
+    num_colours = _check_int("num_colours", num_colours, 1)
+    num_walls = _check_int("num_walls", num_walls, 0)
+    max_steps = _check_int("max_steps", max_steps, 1)
+    if num_colours + num_walls + 1 > grid_size * grid_size:
+        raise ValueError(
+            f"num_colours + num_walls + 1 must be <= grid_size**2 = {grid_size**2}, "
+            f"got {num_colours} + {num_walls} + 1"
+        )
+    if task is not None:
+        chosen = validate_tasks([task], num_colours, "task")
+    else:
+        chosen = validate_tasks(tasks if tasks is not None else [GRID_POSTTRAIN_TASK],
+                                num_colours, "tasks")
+    return GridCore(num_envs, grid_size, num_colours, num_walls, max_steps, chosen)
+
+
+def _parse_options(core: GridCore, options: dict[str, Any] | None
+                   ) -> tuple[Task | None, dict[str, Any] | None]:
+    options = dict(options or {})
+    unknown = set(options) - {"task", "layout", "reset_mask"}
+    if unknown:
+        raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: 'task', 'layout'")
+    task = options.get("task")
+    if task is not None:
+        task = validate_tasks([task], core.o, "options['task']")[0]
+    layout = options.get("layout")
+    if layout is not None:
+        core._pinned_layout(layout)  # validate before any state changes
+    return task, layout
+
+
+_DOC_SPEC = """
+    ## Description
+    A G x G grid holds O uniquely coloured cells, W walls and the agent. The task is a
+    sequence of colours; the agent must enter them in order without entering any other
+    colour. Rewards are sparse: 1 on completing the task, 0 otherwise. The default post-
+    training task 0-1-2-3-4-5-6-7-0-1-2-3 is the sparse-reward benchmark of the paper; the
+    pretraining variant draws one of the 16 tasks of Table A1 per episode.
+
+    ## Action space
+    ``Discrete(4)``: 0 up (row - 1), 1 right (col + 1), 2 down (row + 1), 3 left (col - 1).
+    Moving into a wall or off the grid leaves the agent where it is (a no-op).
+
+    ## Observation space
+    ``Box(0, 1, ((O + W + 1) * G * G,), uint8)``: 637 dims for G=7, O=8, W=4. Reshaped to
+    ``(O + W + 1, G, G)`` it is a stack of one-hot planes, cells row-major:
+
+    | channels          | meaning                                   |
+    |-------------------|-------------------------------------------|
+    | ``0 .. O-1``      | plane c marks the cell of colour c        |
+    | ``O .. O+W-1``    | plane O+j marks the cell of wall j        |
+    | ``O+W``           | the agent's cell                          |
+
+    The task and the progress through it are *not* observed: they must be inferred from
+    history, as in the paper.
+
+    ## Rewards
+    1.0 on the step that enters the last colour of the task, else 0.0.
+
+    ## Episode end
+    - Terminated with success when the last colour of the task is entered.
+    - Terminated with failure when any colour other than the next one is entered. A colour
+      counts only when entered from a different cell: bumping into a wall while standing on
+      a colour does not revisit it.
+    - Truncated after ``max_steps`` steps.
+
+    ## Reset
+    The task is drawn uniformly from ``tasks``; colours, walls and the agent's start cell
+    are drawn uniformly without overlap, and redrawn until the task is solvable within
+    ``max_steps``: the shortest walk that enters the task's colours in order, crossing empty
+    cells only, is at most ``max_steps`` moves long (this excludes about 0.4% of the layouts
+    of the 12-colour post-training task at T=100, which no policy could finish). The
+    draws are a pure function of ``(seed, episode index)``: ``reset(seed=s)`` starts a stream
+    of episodes and each later ``reset()`` takes the next one.
+
+    Options: ``{"task": [c, ...]}`` pins the task for this episode; ``{"layout": {"agent":
+    (row, col), "colours": [(row, col), ...], "walls": [(row, col), ...]}}`` pins the layout
+    (colour i at the i-th cell; pinned layouts are used as given, without a solvability
+    check). Invalid options raise ``ValueError``.
+
+    ## Info
+    ``is_success`` (bool), ``task`` (list of colours), ``next_index`` (colours of the task
+    done so far), ``agent`` (the agent's (row, col)).
+
+    ## Arguments
+    - ``grid_size`` (7): G.
+    - ``num_colours`` (8): O.
+    - ``num_walls`` (4): W.
+    - ``max_steps`` (100): T, the truncation horizon.
+    - ``tasks``: the task set, a list of colour sequences (default: the post-training task).
+    - ``task``: a single colour sequence; if given it replaces ``tasks``.
+    - ``render_mode``: ``"rgb_array"`` (colours, walls, the agent, and a strip of the task
+      with the colours done so far ticked) or ``"ansi"``.
+
+    ## Version history
+    - v0: initial release.
+"""
+
+
+class ColourSequenceEnv(gym.Env[np.ndarray, np.int64]):
+    __doc__ = "Gridworld-pinpad (``InternalRL/ColourSequence-v0``)." + _DOC_SPEC
+
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
+
+    def __init__(self, grid_size: int = 7, num_colours: int = 8, num_walls: int = 4,
+                 max_steps: int = 100, tasks: Sequence[Sequence[int]] | None = None,
+                 task: Sequence[int] | None = None, render_mode: str | None = None):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} "
+                             f"or None, got {render_mode!r}")
+        self.core = _make_core(1, grid_size, num_colours, num_walls, max_steps, tasks, task)
+        self.render_mode = render_mode
+        self.action_space = spaces.Discrete(4)
+        size = self.core.channels * self.core.num_cells
+        self.observation_space = spaces.Box(0, 1, (size,), np.uint8)
+        self._seeded = False
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        task, layout = _parse_options(self.core, options)
+        if seed is not None:
+            self.core.seed[0], self.core.episode[0] = np.uint64(seed), 0
+            self._seeded = True
+        elif not self._seeded:
+            self.core.seed[0] = np.uint64(self.np_random.integers(2**63))
+            self.core.episode[0], self._seeded = 0, True
+        else:
+            self.core.episode[0] += np.uint64(1)
+        self.core.reset_rows(np.zeros(1, dtype=np.int64), task, layout)
+        return self.core.obs[0].reshape(-1).copy(), self.core.info(0)
+
+    def step(self, action):
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be in Discrete(4), got {action!r}")
+        reward, terminated, truncated = self.core.step(np.array([action], dtype=np.int64))
+        return (self.core.obs[0].reshape(-1).copy(), float(reward[0]), bool(terminated[0]),
+                bool(truncated[0]), self.core.info(0))
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.core.rgb(0)
+        if self.render_mode == "ansi":
+            return self.core.ansi(0)
+        return None
+
+
+class ColourSequenceVectorEnv(VectorEnv):
+    __doc__ = (
+        "Native batched gridworld-pinpad: N environments stepped by numpy array operations.\n\n"
+        "    Returned by ``gym.make_vec(id, num_envs=N)``. Sub-environment i of a batch reset\n"
+        "    with ``seed=s`` plays exactly the episodes of ``ColourSequenceEnv`` reset with\n"
+        "    ``seed=s + i``. Autoreset follows Gymnasium's default ``NEXT_STEP`` mode: the step\n"
+        "    after an episode ends resets that sub-environment (its action is ignored, reward\n"
+        "    0). ``copy=False`` returns the internal observation buffer instead of a copy.\n"
+        "    Infos are arrays: ``task`` is ``(N, L)`` padded with -1, ``agent`` is ``(N, 2)``.\n"
+        "    Reset option ``reset_mask`` (bool ``(N,)``) resets only those sub-environments.\n"
+        "\n    The rules, spaces and arguments are those of the single environment:\n" + _DOC_SPEC
+    )
+
+    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4,
+                "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int = 1, grid_size: int = 7, num_colours: int = 8,
+                 num_walls: int = 4, max_steps: int = 100,
+                 tasks: Sequence[Sequence[int]] | None = None, task: Sequence[int] | None = None,
+                 render_mode: str | None = None, copy: bool = True):
+        num_envs = _check_int("num_envs", num_envs, 1)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} "
+                             f"or None, got {render_mode!r}")
+        self.core = _make_core(num_envs, grid_size, num_colours, num_walls, max_steps, tasks,
+                               task)
+        self.num_envs, self.render_mode, self.copy = num_envs, render_mode, copy
+        self.single_action_space = spaces.Discrete(4)
+        size = self.core.channels * self.core.num_cells
+        self.single_observation_space = spaces.Box(0, 1, (size,), np.uint8)
+        self.action_space = spaces.MultiDiscrete(np.full(num_envs, 4))
+        self.observation_space = spaces.Box(0, 1, (num_envs, size), np.uint8)
+        self._needs_reset = np.zeros(num_envs, dtype=bool)
+        self._seeded = False
+
+    def _observation(self) -> np.ndarray:
+        obs = self.core.obs.reshape(self.num_envs, -1)
+        return obs.copy() if self.copy else obs
+
+    def reset(self, *, seed: int | Sequence[int] | None = None,
+              options: dict[str, Any] | None = None):
+        task, layout = _parse_options(self.core, options)
+        mask = np.ones(self.num_envs, dtype=bool)
+        if options and options.get("reset_mask") is not None:
+            mask = np.asarray(options["reset_mask"], dtype=bool)
+            if mask.shape != (self.num_envs,):
+                raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},)")
+        rows = np.flatnonzero(mask)
+        if seed is not None:
+            seeds = np.asarray(seed, dtype=np.uint64)
+            if seeds.ndim == 0:
+                seeds = seeds + np.arange(self.num_envs, dtype=np.uint64)
+            if seeds.shape != (self.num_envs,):
+                raise ValueError(f"seed must be an int or {self.num_envs} ints, got {seed!r}")
+            self.core.seed[rows], self.core.episode[rows] = seeds[rows], 0
+            self._np_random, self._np_random_seed = np.random.default_rng(seeds[0]), int(seeds[0])
+            self._seeded = True
+        elif not self._seeded:
+            base = np.random.SeedSequence().entropy % 2**62
+            self.core.seed[:] = np.uint64(base) + np.arange(self.num_envs, dtype=np.uint64)
+            self.core.episode[:], self._seeded = 0, True
+        else:
+            self.core.episode[rows] += np.uint64(1)
+        self.core.reset_rows(rows, task, layout)
+        self._needs_reset[rows] = False
+        return self._observation(), self.core.batch_info()
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+        if ((actions < 0) | (actions > 3)).any():
+            raise ValueError("actions must lie in {0, 1, 2, 3}")
+        reward, terminated, truncated = self.core.step(actions)
+        resetting = np.flatnonzero(self._needs_reset)
+        if len(resetting):
+            self.core.episode[resetting] += np.uint64(1)
+            self.core.reset_rows(resetting)
+            reward[resetting], terminated[resetting], truncated[resetting] = 0.0, False, False
+        self._needs_reset = terminated | truncated
+        return self._observation(), reward, terminated, truncated, self.core.batch_info()
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return tuple(self.core.rgb(i) for i in range(self.num_envs))
+        if self.render_mode == "ansi":
+            return tuple(self.core.ansi(i) for i in range(self.num_envs))
+        return None

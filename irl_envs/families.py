@@ -1,0 +1,75 @@
+"""Environment families (``grid``, ``ant``): ids, batched construction, expert, subgoals.
+
+Dataset generation and expert evaluation are written once against this small interface, so a
+family only has to say how to build its vector env and its expert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from irl_envs import NAMESPACE
+
+
+class Expert(Protocol):
+    """A demonstrator acting on a whole vector environment."""
+
+    def act(self, env: gym.vector.VectorEnv) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EnvFamily:
+    """What the data and evaluation tools need to know about one environment family."""
+
+    name: str
+    """Short name used on the command line."""
+    env_ids: dict[str, str]
+    """Registered id per task set (``"pretrain"``, ``"posttrain"``)."""
+    make_vec: Callable[[str, int], gym.vector.VectorEnv]
+    """``(env_id, num_envs) -> vector env`` with Gymnasium's next-step autoreset."""
+    make_expert: Callable[[float, int | None], Expert]
+    """``(noise, seed) -> expert``."""
+    subgoal: Callable[[np.ndarray], np.ndarray]
+    """Maps target colours to subgoal labels (grid: colour pairs; ant: colours)."""
+
+
+def _grid_vec(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+
+
+def _grid_expert(eps: float, seed: int | None) -> Expert:
+    from irl_envs.experts.grid_expert import GridExpert
+
+    return GridExpert(eps=eps, seed=seed)
+
+
+FAMILIES: dict[str, EnvFamily] = {
+    "grid": EnvFamily(
+        name="grid",
+        env_ids={"pretrain": f"{NAMESPACE}/ColourSequencePretrain-v0",
+                 "posttrain": f"{NAMESPACE}/ColourSequence-v0"},
+        make_vec=_grid_vec,
+        make_expert=_grid_expert,
+        subgoal=lambda colour: colour // 2,
+    ),
+}
+
+
+def family(name: str) -> EnvFamily:
+    """Look up a family by name, with a clear error."""
+    if name not in FAMILIES:
+        raise ValueError(f"env must be one of {sorted(FAMILIES)}, got {name!r}")
+    return FAMILIES[name]
+
+
+def env_id(name: str, task_set: str) -> str:
+    """Registered id of a family's task set."""
+    fam = family(name)
+    if task_set not in fam.env_ids:
+        raise ValueError(f"task_set must be one of {sorted(fam.env_ids)}, got {task_set!r}")
+    return fam.env_ids[task_set]
