@@ -6,6 +6,7 @@ One safetensors file. Steps of all episodes are concatenated in episode order.
 | tensor            | shape     | dtype                        | meaning                          |
 |-------------------|-----------|------------------------------|----------------------------------|
 | ``observations``  | (S, D')   | uint8 (grid) / float32 (ant) | o_t, the input of the model      |
+| ``final_observations`` | (E, D') | as ``observations``        | o_T after each episode's last step|
 | ``actions``       | (S,)/(S,A)| int64 / float32              | a_t taken after seeing o_t       |
 | ``episode_starts``| (E,)      | int64                        | offset of each episode's 1st step|
 | ``episode_lengths``| (E,)     | int64                        | steps per episode                |
@@ -43,7 +44,7 @@ from irl_envs.rollout import run_episodes
 from irl_envs.versions import versions
 
 FORMAT, VERSION = "irl-demonstrations", 1
-_REQUIRED = ("observations", "actions", "episode_starts", "episode_lengths", "targets",
+_REQUIRED = ("observations", "final_observations", "actions", "episode_starts", "episode_lengths", "targets",
              "subgoals", "task_ids", "success")
 
 
@@ -52,6 +53,7 @@ class Demonstrations:
     """Expert episodes in the flat layout of the file format (see module docstring)."""
 
     observations: np.ndarray
+    final_observations: np.ndarray
     actions: np.ndarray
     episode_starts: np.ndarray
     episode_lengths: np.ndarray
@@ -90,6 +92,7 @@ class Demonstrations:
         """Arrays of episode ``i``."""
         s = slice(self.episode_starts[i], self.episode_starts[i] + self.episode_lengths[i])
         return {"observations": self.observations[s], "actions": self.actions[s],
+                "final_observation": self.final_observations[i],
                 "targets": self.targets[s], "subgoals": self.subgoals[s]}
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -100,7 +103,8 @@ class Demonstrations:
         obs = self.observations
         binary = obs.dtype == np.uint8 and obs.size and obs.max() <= 1
         if binary:
-            tensors["observations"] = np.packbits(obs, axis=1)
+            for key in ("observations", "final_observations"):
+                tensors[key] = np.packbits(tensors[key], axis=1)
         meta = {"format": FORMAT, "version": str(VERSION), "obs_dim": str(obs.shape[1]),
                 "obs_encoding": "packbits" if binary else "raw"}
         meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in self.meta.items()
@@ -138,8 +142,8 @@ def load_dataset(path: str | os.PathLike) -> Demonstrations:
         except json.JSONDecodeError:
             decoded[k] = v
     if meta.get("obs_encoding") == "packbits":
-        arrays["observations"] = np.unpackbits(arrays["observations"], axis=1,
-                                               count=int(meta["obs_dim"]))
+        for key in ("observations", "final_observations"):
+            arrays[key] = np.unpackbits(arrays[key], axis=1, count=int(meta["obs_dim"]))
     data = Demonstrations(**{k: arrays[k] for k in _REQUIRED}, meta=decoded)
     data.success = data.success.astype(bool)
     _validate(data, path)
@@ -154,6 +158,9 @@ def _validate(d: Demonstrations, path: Path) -> None:
     for k in ("targets", "subgoals"):
         if getattr(d, k).shape != (steps,):
             problems.append(f"{k} shape {getattr(d, k).shape} != ({steps},)")
+    if d.final_observations.shape != (eps, d.observations.shape[1]):
+        problems.append(f"final_observations shape {d.final_observations.shape} does not match "
+                        f"{eps} episodes")
     for k in ("episode_starts", "task_ids", "success"):
         if getattr(d, k).shape != (eps,):
             problems.append(f"{k} shape {getattr(d, k).shape} != ({eps},)")
@@ -193,6 +200,7 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
     starts = np.concatenate([[0], np.cumsum(eps.lengths)[:-1]]).astype(np.int64)
     return Demonstrations(
         observations=eps.observations,
+        final_observations=eps.final_observations,
         actions=eps.actions,
         episode_starts=starts,
         episode_lengths=eps.lengths,

@@ -32,6 +32,7 @@ class Episodes:
     success: np.ndarray
     tasks: list[tuple[int, ...]]
     observations: np.ndarray | None = None
+    final_observations: np.ndarray | None = None
     actions: np.ndarray | None = None
     targets: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
@@ -63,6 +64,7 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
     finished = np.zeros(episodes, dtype=bool)
     tasks: dict[int, tuple[int, ...]] = {}
     steps: list[tuple[np.ndarray, ...]] = []
+    finals: dict[int, np.ndarray] = {}
     bar = tqdm(total=episodes, desc=desc, disable=not progress, unit="ep")
     while not finished.all():
         actions = policy(venv)
@@ -78,6 +80,8 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
         ended = live & (terminated | truncated)
         success[uid[ended]] = np.asarray(reward)[ended] > 0
         finished[uid[ended]] = True
+        if record:  # next-step autoreset: the obs returned with the end is the final one
+            finals.update(zip(uid[ended].tolist(), np.asarray(obs)[ended], strict=True))
         bar.update(int(np.count_nonzero(ended)))
         # Sub-envs whose episode ended start a fresh one on their next (reset) step.
         done = ~resetting & (terminated | truncated)
@@ -92,6 +96,7 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
         ep, t, o, a, tg = (np.concatenate(parts) for parts in zip(*steps, strict=True))
         order = np.lexsort((t, ep))
         out.observations, out.actions, out.targets = o[order], a[order], tg[order]
+        out.final_observations = np.stack([finals[i] for i in range(episodes)])
     return out
 
 

@@ -24,6 +24,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-envs", type=int, default=256, help="sub-environments run together")
     p.add_argument("--out", type=Path, default=None,
                    help="output file (default data/{env}-{task_set}-{episodes}-s{seed}.safetensors)")
+    p.add_argument("--minari", metavar="DATASET_ID",
+                   help="also export to a local Minari dataset (needs the minari extra)")
     add_common(p)
     p.set_defaults(run=run)
 
@@ -53,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
                           np.bincount(data.subgoals, minlength=int(data.subgoals.max()) + 1)
                           / data.num_steps],
     }
+    if args.minari:
+        from irl_envs.minari_export import export_minari
+
+        export_minari(data, args.minari)
+        summary["minari"] = args.minari
     print(key_values(summary))
     if args.json:
         write_json(args.json, summary)

@@ -15,7 +15,8 @@ class GridExpert:
     At every step the expert moves uniformly at random among the moves that minimise the
     number of steps to enter the next colour, treating walls and every other colour as
     forbidden. With probability ``eps`` it instead takes a uniformly random *safe* action: one
-    that does not enter a colour other than the next one (bumping into a wall is safe).
+    after which the task can still be completed (it never enters a wrong colour, nor an empty
+    pocket whose only exits are wrong colours; bumping into a wall or the border is safe).
 
     The expert reads the environment's true state (task and progress are not observed), so it
     is a demonstrator, not an agent. It works on a :class:`ColourSequenceEnv` (returns an int)
@@ -51,9 +52,11 @@ class GridExpert:
         greedy = np.argmin(cost + 0.5 * self.rng.random(cost.shape), axis=1)
         if self.eps == 0.0:
             return greedy
+        # Safe: the task stays solvable, i.e. the target is still reachable after the move
+        # (looking one step ahead only would walk into dead-end pockets between colours).
         nxt = core.moves[core.agent]
-        content = np.take_along_axis(core.cells, nxt, axis=1)
-        safe = (content < 0) | (content >= core.o) | (nxt == target[:, None])
+        blocked = (nxt == core.agent[:, None]) | (np.take_along_axis(core.cells, nxt, 1) >= core.o)
+        safe = (cost < grid_logic.UNREACHABLE) | blocked
         random = np.argmax(np.where(safe, self.rng.random(safe.shape), -1.0), axis=1)
         return np.where(self.rng.random(core.n) < self.eps, random, greedy)
 
