@@ -13,14 +13,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-.PHONY: setup demo test lint bench
+.PHONY: setup sysdeps demo test lint bench
 setup: $(STAMP)
+
+# Headless MuJoCo rendering (MUJOCO_GL=egl) through Mesa's software EGL. Installed only when
+# missing, and only where we may (root); otherwise the rendering tests skip with a reason.
+EGL_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libopengl0
+sysdeps:
+	@$(PY) -c "import ctypes; ctypes.CDLL('libEGL.so.1'); ctypes.CDLL('libOpenGL.so.0')" 2>/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && apt-get update -qq && apt-get install -y -qq $(EGL_PACKAGES) >/dev/null; } \
+	  || echo "note: EGL libraries missing; MuJoCo rendering tests will be skipped"
 
 demo: $(STAMP)
 	$(BIN)/irl data --env grid --task-set pretrain --episodes 2000 --seed 0
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+test: $(STAMP) sysdeps
+	MUJOCO_GL=egl $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
