@@ -6,7 +6,7 @@ One safetensors file. Steps of all episodes are concatenated in episode order.
 | tensor            | shape     | dtype                        | meaning                          |
 |-------------------|-----------|------------------------------|----------------------------------|
 | ``observations``  | (S, D')   | uint8 (grid) / float32 (ant) | o_t, the input of the model      |
-| ``final_observations`` | (E, D') | as ``observations``        | o_T after each episode's last step|
+| ``final_observations``| (E, D')| as ``observations``          | o_T after an episode's last step |
 | ``actions``       | (S,)/(S,A)| int64 / float32              | a_t taken after seeing o_t       |
 | ``episode_starts``| (E,)      | int64                        | offset of each episode's 1st step|
 | ``episode_lengths``| (E,)     | int64                        | steps per episode                |
@@ -44,8 +44,8 @@ from irl_envs.rollout import run_episodes
 from irl_envs.versions import versions
 
 FORMAT, VERSION = "irl-demonstrations", 1
-_REQUIRED = ("observations", "final_observations", "actions", "episode_starts", "episode_lengths", "targets",
-             "subgoals", "task_ids", "success")
+_REQUIRED = ("observations", "final_observations", "actions", "episode_starts",
+             "episode_lengths", "targets", "subgoals", "task_ids", "success")
 
 
 @dataclass

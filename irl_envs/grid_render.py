@@ -37,7 +37,10 @@ def render_rgb(cells: np.ndarray, agent: int, grid_size: int, num_colours: int,
     img[:] = 255
     for cell, content in enumerate(cells):
         r, c = divmod(cell, g)
-        rgb = EMPTY_RGB if content < 0 else WALL_RGB if content >= num_colours else colour_rgb(content)
+        if content < 0:
+            rgb = EMPTY_RGB
+        else:
+            rgb = WALL_RGB if content >= num_colours else colour_rgb(content)
         img[r * px : (r + 1) * px, c * px : (c + 1) * px] = rgb
         img[r * px, c * px : (c + 1) * px] = LINE_RGB
         img[r * px : (r + 1) * px, c * px] = LINE_RGB

@@ -42,7 +42,7 @@ TASK_SETS: dict[str, dict[str, tuple[Task, ...]]] = {
 
 
 def task_set(env: str, name: str) -> tuple[Task, ...]:
-    """Return a named task set (``"pretrain"`` or ``"posttrain"``) of ``env`` (``"grid"``/``"ant"``)."""
+    """A named task set (``"pretrain"``/``"posttrain"``) of ``env`` (``"grid"``/``"ant"``)."""
     if env not in TASK_SETS:
         raise ValueError(f"env must be one of {sorted(TASK_SETS)}, got {env!r}")
     if name not in TASK_SETS[env]:
@@ -60,7 +60,8 @@ def parse_task(spec: str | Sequence[int]) -> Task:
     return tuple(int(c) for c in spec)
 
 
-def validate_tasks(tasks: Sequence[Sequence[int]], num_colours: int, name: str = "task") -> tuple[Task, ...]:
+def validate_tasks(tasks: Sequence[Sequence[int]], num_colours: int,
+                   name: str = "task") -> tuple[Task, ...]:
     """Check that every task is a non-empty sequence of colours in ``[0, num_colours)``."""
     out = []
     for task in tasks:

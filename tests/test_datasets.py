@@ -51,8 +51,8 @@ def test_generation_is_deterministic(data):
 def test_round_trip(tmp_path, data):
     path = data.save(tmp_path / "d.safetensors")
     back = load_dataset(path)
-    for key in ("observations", "final_observations", "actions", "episode_starts", "episode_lengths", "targets",
-                "subgoals", "task_ids", "success"):
+    for key in ("observations", "final_observations", "actions", "episode_starts",
+                "episode_lengths", "targets", "subgoals", "task_ids", "success"):
         assert np.array_equal(getattr(back, key), getattr(data, key)), key
     assert back.tasks == data.tasks and back.meta["seed"] == 1
     assert "torch" in back.meta["versions"]
@@ -84,8 +84,8 @@ def test_load_errors(tmp_path, data):
 
 def test_inconsistent_file_is_rejected(tmp_path, data):
     bad = Demonstrations(**{k: getattr(data, k) for k in (
-        "observations", "final_observations", "actions", "episode_starts", "targets", "subgoals", "task_ids",
-        "success")}, episode_lengths=data.episode_lengths + 1, meta=data.meta)
+        "observations", "final_observations", "actions", "episode_starts", "targets", "subgoals",
+        "task_ids", "success")}, episode_lengths=data.episode_lengths + 1, meta=data.meta)
     path = bad.save(tmp_path / "bad.safetensors")
     with pytest.raises(ValueError, match="do not tile"):
         load_dataset(path)

@@ -23,7 +23,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                    help="expert noise (grid: probability of a random safe action)")
     p.add_argument("--num-envs", type=int, default=256, help="sub-environments run together")
     p.add_argument("--out", type=Path, default=None,
-                   help="output file (default data/{env}-{task_set}-{episodes}-s{seed}.safetensors)")
+                   help="output file (default data/ENV-TASKSET-EPISODES-sSEED.safetensors)")
     p.add_argument("--minari", metavar="DATASET_ID",
                    help="also export to a local Minari dataset (needs the minari extra)")
     add_common(p)
@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     data = generate_dataset(args.env, args.task_set, args.episodes, args.seed, args.noise,
                             args.num_envs, progress=not args.no_progress)
-    out = args.out or Path("data") / f"{args.env}-{args.task_set}-{args.episodes}-s{args.seed}.safetensors"
+    name = f"{args.env}-{args.task_set}-{args.episodes}-s{args.seed}.safetensors"
+    out = args.out or Path("data") / name
     data.save(out)
     lengths = data.episode_lengths
     summary = {

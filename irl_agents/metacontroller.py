@@ -1,0 +1,163 @@
+"""The metacontroller: unsupervised discovery of temporally-abstract actions (PAPER §5).
+
+It reads the residual stream ``e_t`` of a (frozen) base model at boundary ``l`` and writes a
+linear controller ``e_t <- e_t + U_t e_t`` there. ``U_t`` is decoded from a latent code
+``z_t`` that changes only when a learned switching gate ``beta_t`` fires::
+
+    h_t        = GRU(e_t, h_{t-1})                        causal history, n_h
+    s          = embed(e_{1:T})                           non-causal sequence summary, n_s
+    mu_t, sd_t = f_enc(e_t, h_{t-1}, s)                   Gaussian posterior over z~_t, n_z
+    beta_t     = f_switch(e_t, h_{t-1}, z_{t-1})          in [0, 1]; beta_1 = 1
+    z_t        = beta_t z~_t + (1 - beta_t) z_{t-1}
+    U_t        = f_hyp(z_t)                               low-rank A_t B_t^T (or full)
+
+trained on expert episodes with ``sum_t -ln p(a_t | o_1:t, z_1:t) + alpha KL(N(mu_t, sd_t) ||
+N(0, I))``. No sparsity penalty: a switch costs KL, holding the previous code is free.
+
+At RL time (PAPER §6) the encoder is replaced by a policy; the switching unit and the decoder
+are used as they are (:meth:`Metacontroller.switch_step`, :meth:`Metacontroller.decode`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from irl_agents.models.controller import LinearController
+
+
+@dataclass
+class MetacontrollerConfig:
+    """Architecture of a metacontroller (defaults: PAPER §5, gridworld)."""
+
+    d_model: int = 128
+    """Residual width d of the base model it controls."""
+    layer: int = 2
+    """Layer boundary of the base model it reads and writes (paper: L/2)."""
+    n_z: int = 8
+    """Latent code size."""
+    n_h: int = 32
+    """GRU history size."""
+    n_s: int = 32
+    """Sequence-embedding size."""
+    enc_hidden: int = 64
+    """Hidden width of the encoder and the switching unit."""
+    hyper_hidden: int = 32
+    """Hidden width of the hypernetwork decoder."""
+    rank: int = 16
+    """Rank of U_t = A_t B_t^T (grid: 16); 0 decodes a full d x d matrix (ant)."""
+    force_switch: bool = False
+    """Ablation "no temporal abstraction": beta_t = 1 at every step."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MetacontrollerConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"MetacontrollerConfig: unknown field(s) {unknown}")
+        return cls(**data)
+
+
+def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, out))
+
+
+@dataclass
+class Posterior:
+    """What one pass of the metacontroller over whole episodes produced; ``(B, T, ...)``."""
+
+    z: Tensor
+    """Integrated codes z_t."""
+    beta: Tensor
+    """Switching gates beta_t in [0, 1], ``(B, T)``."""
+    mu: Tensor
+    logvar: Tensor
+    kl: Tensor
+    """Per-step KL(N(mu_t, sd_t) || N(0, I)), ``(B, T)``."""
+
+
+class Metacontroller(nn.Module):
+    """Switching latent controller over a base model's residual stream (module docstring)."""
+
+    def __init__(self, cfg: MetacontrollerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.history = nn.GRU(d, cfg.n_h, batch_first=True)
+        self.embedder = nn.GRU(d, cfg.n_s, batch_first=True, bidirectional=True)
+        self.embed_out = nn.Linear(2 * cfg.n_s, cfg.n_s)
+        self.encoder = _mlp(d + cfg.n_h + cfg.n_s, cfg.enc_hidden, 2 * cfg.n_z)
+        self.switch = _mlp(d + cfg.n_h + cfg.n_z, cfg.enc_hidden, 1)
+        out = d * d if cfg.rank == 0 else 2 * d * cfg.rank
+        self.hyper = nn.Sequential(nn.Linear(cfg.n_z, cfg.hyper_hidden), nn.ReLU(),
+                                   nn.Linear(cfg.hyper_hidden, out))
+        # Start as the identity controller: the decoder's last layer outputs zeros.
+        nn.init.zeros_(self.hyper[-1].weight)
+        nn.init.zeros_(self.hyper[-1].bias)
+        with torch.no_grad():  # ... but give B a random part so A receives gradients (LoRA).
+            if cfg.rank:
+                self.hyper[-1].bias[d * cfg.rank :] = torch.randn(d * cfg.rank) / d**0.5
+
+    # --------------------------------------------------------------------------- decoder
+    def decode(self, z: Tensor) -> LinearController:
+        """Controller ``e -> e + U e`` for codes ``z (..., n_z)``."""
+        d, r = self.cfg.d_model, self.cfg.rank
+        flat = self.hyper(z)
+        if r == 0:
+            return LinearController(u=flat.view(*z.shape[:-1], d, d) / d)
+        a, b = flat.split(d * r, dim=-1)
+        scale = (d * r) ** -0.25  # keeps U's spectrum O(1) at initialisation scale
+        return LinearController(a.view(*z.shape[:-1], d, r) * scale,
+                                b.view(*z.shape[:-1], d, r) * scale)
+
+    # --------------------------------------------------------------------------- switching
+    def switch_prob(self, e: Tensor, h_prev: Tensor, z_prev: Tensor) -> Tensor:
+        """beta_t from ``e (..., d)``, ``h_{t-1} (..., n_h)``, ``z_{t-1} (..., n_z)``."""
+        if self.cfg.force_switch:
+            return torch.ones(e.shape[:-1], dtype=e.dtype, device=e.device)
+        return torch.sigmoid(self.switch(torch.cat([e, h_prev, z_prev], -1)))[..., 0]
+
+    def history_step(self, e: Tensor, h_prev: Tensor) -> Tensor:
+        """One GRU step: ``h_t`` from ``e_t (B, d)`` and ``h_{t-1} (B, n_h)``."""
+        return self.history(e[:, None], h_prev[None])[1][0]
+
+    def initial_history(self, batch_size: int) -> Tensor:
+        return torch.zeros(batch_size, self.cfg.n_h, device=self.hyper[0].weight.device)
+
+    # --------------------------------------------------------------------------- posterior
+    def sequence_embedding(self, e: Tensor, mask: Tensor) -> Tensor:
+        """Non-causal summary ``s (B, n_s)`` of the valid steps of each sequence."""
+        lengths = mask.sum(1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(e, lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        _, last = self.embedder(packed)  # (2, B, n_s): final forward and backward states
+        return self.embed_out(torch.cat([last[0], last[1]], -1))
+
+    def posterior(self, e: Tensor, mask: Tensor, sample: bool = True) -> Posterior:
+        """Run over whole episodes ``e (B, T, d)`` with valid-step ``mask (B, T)``."""
+        b, t, _ = e.shape
+        h = self.history(e)[0]
+        h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)
+        s = self.sequence_embedding(e, mask)[:, None].expand(b, t, -1)
+        mu, logvar = self.encoder(torch.cat([e, h_prev, s], -1)).chunk(2, -1)
+        logvar = logvar.clamp(-8.0, 4.0)
+        z_tilde = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
+        zs, betas = [], []
+        z = torch.zeros(b, self.cfg.n_z, dtype=e.dtype, device=e.device)
+        for i in range(t):
+            if i == 0:
+                beta = torch.ones(b, dtype=e.dtype, device=e.device)
+            else:
+                beta = self.switch_prob(e[:, i], h_prev[:, i], z)
+            z = beta[:, None] * z_tilde[:, i] + (1 - beta[:, None]) * z
+            zs.append(z)
+            betas.append(beta)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
+        return Posterior(torch.stack(zs, 1), torch.stack(betas, 1), mu, logvar, kl)

@@ -1,0 +1,70 @@
+"""Roll out a base model as a policy in a vector environment, one episode per sub-env."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from irl_agents.models import BaseModel
+from irl_agents.models.base import Controller
+from irl_envs.rollout import current_targets
+
+ControllerFn = Callable[[dict], Controller | None]
+"""Maps the vector env's info (task, progress) to a controller for this step, or None."""
+
+
+@torch.no_grad()
+def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
+                    controller_fn: ControllerFn | None = None, layer: int | None = None,
+                    greedy: bool = False, max_steps: int = 10_000) -> dict[str, np.ndarray]:
+    """Play one episode in every sub-environment with the model's own action distribution.
+
+    Args:
+        model: base model (its incremental ``step`` is used).
+        venv: vector env with next-step autoreset (only each sub-env's first episode counts).
+        seed: environment reset seed; the action sampler uses ``torch.Generator(seed)``.
+        controller_fn: per-step controller from the env info (e.g. ground-truth subgoals).
+        layer: boundary where the controller acts.
+        greedy: take the most likely action instead of sampling.
+
+    Returns:
+        ``{"success": (N,) bool, "length": (N,) int, "progress": (N,) int}`` where progress
+        is the number of task colours visited.
+    """
+    model.eval()
+    n = venv.num_envs
+    obs, info = venv.reset(seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    state = model.initial_state(n)
+    done = np.zeros(n, dtype=bool)
+    success = np.zeros(n, dtype=bool)
+    length = np.zeros(n, dtype=np.int64)
+    progress = np.zeros(n, dtype=np.int64)
+    for _ in range(max_steps):
+        ctrl = controller_fn(info) if controller_fn is not None else None
+        out, state = model.step(torch.as_tensor(obs, dtype=torch.float32), state,
+                                controller=ctrl, layer=layer if ctrl is not None else None)
+        if model.config.discrete:
+            actions = (out.logits.argmax(-1) if greedy else
+                       torch.multinomial(out.logits.softmax(-1), 1, generator=gen)[:, 0])
+        else:
+            noise = torch.randn(out.mean.shape, generator=gen)
+            actions = out.mean if greedy else out.mean + noise * out.log_std.exp()
+        obs, reward, terminated, truncated, info = venv.step(actions.numpy())
+        live = ~done
+        length += live
+        progress = np.where(live, np.asarray(info["next_index"]), progress)
+        success |= live & (np.asarray(reward) > 0)
+        done |= terminated | truncated
+        if done.all():
+            break
+    return {"success": success, "length": length, "progress": progress}
+
+
+def subgoal_indices(info: dict, subgoal_of: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
+    """Ground-truth subgoal per sub-env from the info's task and progress."""
+    targets = current_targets(info)
+    return torch.as_tensor(subgoal_of(np.maximum(targets, 0)), dtype=torch.long)

@@ -1,0 +1,205 @@
+"""Model checkpoints: ``model.safetensors`` + ``config.json`` in one folder, never pickle.
+
+``config.json`` holds the :class:`ModelConfig`, the versions of torch / Python / this
+package, the tensor names and shapes, and a free ``extra`` dict from the caller. Every
+file is written atomically (temporary file in the same folder, fsync, ``os.replace``), so
+a crash never leaves a half-written file under the final name. Loading validates
+everything and raises ``ValueError`` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from irl_agents.models.base import BaseModel
+from irl_agents.models.config import ModelConfig
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_NAME = "internal-rl-model"
+FORMAT_VERSION = 1
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("internal-rl")
+    except Exception:  # not installed (source checkout)
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Versions recorded in every artifact's ``config.json``."""
+    import safetensors
+
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "internal_rl": _package_version(),
+        "safetensors": safetensors.__version__,
+    }
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` for a temporary file next to ``path``, fsync it, then
+    ``os.replace`` it onto ``path``. The temporary file is removed on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
+    """Atomically write ``data`` as indented JSON."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    return atomic_write(path, write)
+
+
+def save_tensors_atomic(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> Path:
+    """Atomically write ``tensors`` (detached, contiguous, CPU copies) as safetensors."""
+    clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+
+
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read a safetensors file; ``ValueError`` naming the file if missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a valid safetensors file ({exc})") from exc
+    return tensors, metadata
+
+
+def _resolve_dir(dir_or_path: str | Path) -> Path:
+    p = Path(dir_or_path)
+    if p.suffix in (".safetensors", ".json"):
+        return p.parent
+    return p
+
+
+def save_model(
+    model: BaseModel, dir_or_path: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Save ``model`` to a folder as ``model.safetensors`` + ``config.json``.
+
+    :param dir_or_path: the folder, or a path to a file inside it (its parent is used).
+    :param extra: JSON-serialisable metadata stored under ``"extra"`` (e.g. step, dataset).
+    :return: the folder.
+    """
+    out = _resolve_dir(dir_or_path)
+    state = model.state_dict()
+    config = model.config.to_dict()
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model_config": config,
+        "versions": versions(),
+        "tensors": {k: list(v.shape) for k, v in state.items()},
+        "extra": extra or {},
+    }
+    try:  # fail before touching any file if the metadata is not JSON-serialisable
+        json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"save_model: extra/config is not JSON-serialisable ({exc})") from exc
+    out.mkdir(parents=True, exist_ok=True)
+    save_tensors_atomic(
+        out / MODEL_FILE, state, metadata={"format": FORMAT_NAME, "config": json.dumps(config)}
+    )
+    save_json_atomic(out / CONFIG_FILE, meta)
+    return out
+
+
+def read_checkpoint_meta(dir_or_path: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint folder (validated)."""
+    path = _resolve_dir(dir_or_path) / CONFIG_FILE
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found (not a model checkpoint folder?)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path}: not an internal-rl model config (format != {FORMAT_NAME!r})")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format_version {meta.get('format_version')} is newer than supported "
+            f"({FORMAT_VERSION}); upgrade internal-rl"
+        )
+    if "model_config" not in meta:
+        raise ValueError(f"{path}: missing 'model_config'")
+    return meta
+
+
+def load_model(dir_or_path: str | Path, device: str | torch.device = "cpu") -> BaseModel:
+    """Load a model saved by :func:`save_model` (eval mode).
+
+    :param dir_or_path: the checkpoint folder or a file inside it.
+    :raises ValueError: missing file, invalid JSON / safetensors, unknown config fields,
+        or tensors that do not match the architecture in the config.
+    """
+    from irl_agents.models import build_model
+
+    folder = _resolve_dir(dir_or_path)
+    meta = read_checkpoint_meta(folder)
+    cfg_path = folder / CONFIG_FILE
+    try:
+        config = ModelConfig.from_dict(meta["model_config"])
+    except ValueError as exc:
+        raise ValueError(f"{cfg_path}: invalid model_config: {exc}") from exc
+    weights_path = folder / MODEL_FILE
+    tensors, _ = load_tensors(weights_path)
+    model = build_model(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights_path}: tensors do not match the config in {cfg_path}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    bad = [
+        f"{k}: file {tuple(tensors[k].shape)} vs config {tuple(v.shape)}"
+        for k, v in expected.items()
+        if tensors[k].shape != v.shape
+    ]
+    if bad:
+        raise ValueError(
+            f"{weights_path}: tensor shapes do not match the config in {cfg_path}: "
+            + "; ".join(bad[:5])
+        )
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device).eval()

@@ -1,0 +1,446 @@
+"""Base-model pretraining (PAPER §3), CleanRL style: one function, top to bottom.
+
+``pretrain(cfg)`` trains a causal transformer or Hawk SSM on an expert dataset with the
+loss ``-ln p(a_t | o_1:t) - lambda ln p(o_{t+1} | o_1:t)`` and AdamW, and writes::
+
+    out_dir/
+      model/                 final model (model.safetensors + config.json, loadable by
+                             irl_agents.models.load_model)
+      checkpoints/ckpt-NNNNNNNN/   model/, optimizer.safetensors, trainer.json
+      checkpoints/latest.json      pointer to the newest complete checkpoint
+      metrics.csv            long format: step, wall_time, tag, value
+      tb/                    TensorBoard events (tags losses/..., charts/...)
+      pretrain_config.json
+
+Every file is written atomically and a checkpoint only becomes ``latest`` once complete,
+so an interrupted run resumes from the last checkpoint (``resume=True``, the default)
+and produces the same batches as an uninterrupted one (batches are drawn from an RNG
+seeded with ``(seed, step)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from irl_agents.models import (
+    BaseModel,
+    ModelConfig,
+    build_model,
+    load_model,
+    load_tensors,
+    save_json_atomic,
+    save_model,
+    save_tensors_atomic,
+)
+
+
+@dataclass
+class PretrainConfig:
+    """Settings of one pretraining run."""
+
+    dataset: str = ""
+    """Path of the demonstration dataset (safetensors, ``irl_envs.datasets`` format)."""
+    out_dir: str = "runs/pretrain"
+    """Output folder (model, checkpoints, logs)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Architecture. ``obs_dim``, ``action_dim`` and ``discrete`` are overwritten from the
+    dataset."""
+    obs_likelihood: str = "auto"
+    """``"auto"`` (Bernoulli for binary uint8 observations, else Gaussian), ``"bernoulli"``
+    or ``"gaussian"``; overrides ``model.obs_likelihood``."""
+    obs_weight: float = 0.01
+    """lambda: weight of the next-observation NLL (paper: grid 0-0.01, ant 10)."""
+    lr: float = 3e-4
+    """AdamW learning rate (after warmup)."""
+    weight_decay: float = 0.03
+    """AdamW weight decay (paper: 0.03)."""
+    warmup_steps: int = 100
+    """Linear learning-rate warmup steps."""
+    grad_clip: float = 1.0
+    """Max global gradient norm (0 disables clipping)."""
+    batch_size: int = 64
+    """Episodes per gradient step."""
+    steps: int = 2000
+    """Number of gradient steps."""
+    val_fraction: float = 0.05
+    """Fraction of episodes held out for the validation loss."""
+    val_episodes: int = 256
+    """At most this many held-out episodes are used per validation pass."""
+    seed: int = 0
+    """Seed of the initialisation, the train/val split and the batch sampling."""
+    log_every: int = 50
+    """Write training metrics every this many steps."""
+    eval_every: int = 500
+    """Validation pass every this many steps (and at the end); 0 disables it."""
+    checkpoint_every: int = 500
+    """Write a resumable checkpoint every this many steps and at the end (0: never; the
+    final model is always written). A later call with more ``steps`` continues from it."""
+    keep_checkpoints: int = 2
+    """Number of most recent checkpoints kept on disk."""
+    resume: bool = True
+    """Continue from ``out_dir/checkpoints/latest.json`` when it exists."""
+    device: str = "cpu"
+    """Torch device."""
+    num_threads: int = 0
+    """CPU threads for torch (0 keeps torch's default). On a busy 2-core machine 1 thread can
+    be several times faster than 2."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (the model config nested)."""
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
+        """Inverse of :meth:`to_dict`; ``ValueError`` on unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"PretrainConfig: unknown field(s) {unknown}")
+        data = dict(data)
+        if isinstance(data.get("model"), dict):
+            data["model"] = ModelConfig.from_dict(data["model"])
+        return cls(**data)
+
+
+# ---------------------------------------------------------------------------------- data
+def pad_episodes(
+    observations: np.ndarray,
+    actions: np.ndarray,
+    episode_starts: np.ndarray,
+    episode_lengths: np.ndarray,
+    index: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gather episodes ``index`` (default: all) of flat step arrays into right-padded tensors.
+
+    :param observations: ``(S, D)`` all steps of all episodes, concatenated.
+    :param actions: ``(S,)`` int or ``(S, A)`` float.
+    :param episode_starts: ``(E,)`` offset of each episode's first step.
+    :param episode_lengths: ``(E,)`` steps per episode.
+    :return: ``obs (N, Tmax, D)`` (dtype kept, e.g. uint8; zeros past the end),
+        ``actions (N, Tmax[, A])`` (zeros past the end), ``mask (N, Tmax)`` bool.
+    """
+    if index is None:
+        index = np.arange(len(episode_lengths))
+    index = np.asarray(index, dtype=np.int64)
+    lengths = np.asarray(episode_lengths)[index]
+    t_max = int(lengths.max()) if len(lengths) else 0
+    steps = np.arange(t_max)[None, :]
+    mask = steps < lengths[:, None]
+    src = np.where(mask, np.asarray(episode_starts)[index, None] + steps, 0)
+    obs = observations[src]
+    obs[~mask] = 0
+    acts = actions[src]
+    acts[~mask] = 0
+    return torch.from_numpy(obs), torch.from_numpy(acts), torch.from_numpy(mask)
+
+
+def _is_binary(x: np.ndarray) -> bool:
+    return x.dtype == np.uint8 or (x.size > 0 and bool(np.isin(x[:1000], (0, 1)).all()))
+
+
+# ---------------------------------------------------------------------------------- optimizer io
+def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    """Flatten an optimizer state dict into named tensors + JSON for the rest."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for key, val in st.items():
+            if isinstance(val, torch.Tensor):
+                tensors[f"state.{pid}.{key}"] = val
+            else:
+                scalars.setdefault(str(pid), {})[key] = val
+    return tensors, json.dumps({"param_groups": sd["param_groups"], "scalars": scalars})
+
+
+def optimizer_from_tensors(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta_json: str
+) -> None:
+    """Inverse of :func:`optimizer_to_tensors` (loads into ``opt``)."""
+    meta = json.loads(meta_json)
+    state: dict[int, dict[str, Any]] = {}
+    for name, val in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = val
+    for pid, extra in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(extra)
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _save_checkpoint(
+    ckpt_root: Path,
+    step: int,
+    model: BaseModel,
+    opt: torch.optim.Optimizer,
+    cfg: PretrainConfig,
+    keep: int,
+) -> Path:
+    folder = ckpt_root / f"ckpt-{step:08d}"
+    save_model(model, folder / "model", extra={"step": step, "pretrain": cfg.to_dict()})
+    tensors, meta = optimizer_to_tensors(opt)
+    save_tensors_atomic(folder / "optimizer.safetensors", tensors, metadata={"optimizer": meta})
+    save_json_atomic(folder / "trainer.json", {"step": step})
+    save_json_atomic(ckpt_root / "latest.json", {"checkpoint": folder.name, "step": step})
+    old = sorted(p for p in ckpt_root.glob("ckpt-*") if p.is_dir() and p != folder)
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return folder
+
+
+def _load_checkpoint(ckpt_root: Path) -> tuple[Path, int] | None:
+    pointer = ckpt_root / "latest.json"
+    if not pointer.is_file():
+        return None
+    try:
+        info = json.loads(pointer.read_text())
+        folder, step = ckpt_root / info["checkpoint"], int(info["step"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{pointer}: corrupt checkpoint pointer ({exc})") from exc
+    if not folder.is_dir():
+        raise ValueError(f"{pointer}: points to missing checkpoint {folder}")
+    return folder, step
+
+
+# ---------------------------------------------------------------------------------- training
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Train a base model; returns the folder of the final model (``out_dir/model``)."""
+    from irl_envs.datasets import load_dataset
+
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    # ---- data
+    data = load_dataset(cfg.dataset)
+    discrete = bool(data.discrete)
+    action_dim = int(data.num_actions)
+    if discrete:
+        action_dim = max(action_dim, int(data.actions.max()) + 1)
+    likelihood = cfg.obs_likelihood
+    if likelihood == "auto":
+        likelihood = "bernoulli" if _is_binary(data.observations) else "gaussian"
+    model_cfg = dataclasses.replace(
+        cfg.model,
+        obs_dim=int(data.obs_dim),
+        action_dim=action_dim,
+        discrete=discrete,
+        obs_likelihood=likelihood,
+    )
+    n_eps = len(data.episode_lengths)
+    order = np.random.default_rng(cfg.seed).permutation(n_eps)
+    n_val = int(round(n_eps * cfg.val_fraction)) if cfg.eval_every else 0
+    n_val = min(n_val, n_eps - 1)
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    val_idx = val_idx[: cfg.val_episodes]
+
+    def batch(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        obs, acts, mask = pad_episodes(
+            data.observations, data.actions, data.episode_starts, data.episode_lengths, index
+        )
+        dev = cfg.device
+        return obs.to(dev), acts.to(dev), mask.to(dev)
+
+    # ---- model, optimizer, resume
+    out = Path(cfg.out_dir)
+    ckpt_root = out / "checkpoints"
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    start_step = 0
+    found = _load_checkpoint(ckpt_root) if cfg.resume else None
+    if found is not None:
+        folder, start_step = found
+        model = load_model(folder / "model", device=cfg.device)
+        if model.config != model_cfg:
+            raise ValueError(
+                f"{folder}: checkpoint model config differs from the requested one; "
+                "use a new out_dir or resume=False"
+            )
+    else:
+        model = build_model(model_cfg).to(cfg.device)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "rel_bias" not in n]
+    no_decay = [
+        p for n, p in model.named_parameters() if not (p.dim() >= 2 and "rel_bias" not in n)
+    ]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    if found is not None:
+        tensors, meta = load_tensors(found[0] / "optimizer.safetensors")
+        optimizer_from_tensors(opt, tensors, meta["optimizer"])
+    save_json_atomic(out / "pretrain_config.json", cfg.to_dict() | {"model": model_cfg.to_dict()})
+
+    # ---- logging
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(out / "tb"), purge_step=start_step if start_step else None)
+    csv_path = out / "metrics.csv"
+    if start_step == 0 or not csv_path.exists():
+        with open(csv_path, "w", newline="") as f:
+            csv.writer(f).writerow(["step", "wall_time", "tag", "value"])
+    t_start = time.time()
+
+    def log(step: int, scalars: dict[str, float]) -> None:
+        now = time.time()
+        with open(csv_path, "a", newline="") as f:
+            w = csv.writer(f)
+            for tag, value in scalars.items():
+                writer.add_scalar(tag, value, step)
+                w.writerow([step, f"{now - t_start:.2f}", tag, f"{value:.6g}"])
+        writer.flush()
+
+    @torch.no_grad()
+    def evaluate() -> dict[str, float]:
+        model.eval()
+        sums: dict[str, float] = {}
+        count = 0
+        for s in range(0, len(val_idx), cfg.batch_size):
+            obs, acts, mask = batch(val_idx[s : s + cfg.batch_size])
+            _, parts = model.loss(obs, acts, mask, cfg.obs_weight)
+            n = int(mask.sum())
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            count += n
+        model.train()
+        return {f"losses/val_{k}": v / max(count, 1) for k, v in sums.items()}
+
+    # ---- loop
+    bar = tqdm(
+        total=cfg.steps, initial=start_step, desc="pretrain", disable=not cfg.progress, unit="step"
+    )
+    tokens, t_log = 0, time.perf_counter()
+    parts: dict[str, torch.Tensor] = {}
+    for step in range(start_step, cfg.steps):
+        rng = np.random.default_rng([cfg.seed, step])
+        idx = rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=False)
+        obs, acts, mask = batch(idx)
+        lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        total, parts = model.loss(obs, acts, mask, cfg.obs_weight)
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"non-finite loss at step {step}: {float(total)}")
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
+        opt.step()
+        tokens += int(mask.sum())
+        done = step + 1
+        bar.update()
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            elapsed = time.perf_counter() - t_log
+            scalars = {f"losses/{k}": float(v) for k, v in parts.items()}
+            scalars |= {
+                "charts/learning_rate": lr,
+                "charts/grad_norm": grad_norm,
+                "charts/tokens_per_s": tokens / max(elapsed, 1e-9),
+            }
+            log(done, scalars)
+            bar.set_postfix(loss=f"{float(parts['total']):.4f}")
+            tokens, t_log = 0, time.perf_counter()
+        if len(val_idx) and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+            log(done, evaluate())
+        if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            _save_checkpoint(ckpt_root, done, model, opt, cfg, cfg.keep_checkpoints)
+    bar.close()
+    writer.close()
+
+    final_parts = {k: float(v) for k, v in parts.items()}
+    model.eval()
+    return save_model(
+        model,
+        out / "model",
+        extra={
+            "step": cfg.steps,
+            "dataset": str(cfg.dataset),
+            "pretrain": cfg.to_dict() | {"model": model_cfg.to_dict()},
+            "final_train_losses": final_parts,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------- CLI
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    """Register ``irl pretrain``."""
+    from irl_agents.commands import add_common
+
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a base model on expert demonstrations",
+        description="Train the autoregressive base model (PAPER §3) on a demonstration dataset.",
+    )
+    d, m = PretrainConfig(), ModelConfig()
+    p.add_argument("--dataset", required=True, help="demonstration dataset (.safetensors)")
+    p.add_argument("--out", default=d.out_dir, help=f"output folder (default {d.out_dir})")
+    p.add_argument("--kind", choices=["transformer", "ssm"], default=m.kind)
+    p.add_argument("--d-model", type=int, default=m.d_model)
+    p.add_argument("--n-layers", type=int, default=m.n_layers)
+    p.add_argument("--n-heads", type=int, default=m.n_heads)
+    p.add_argument("--d-mlp", type=int, default=m.d_mlp)
+    p.add_argument("--obs-likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto")
+    p.add_argument("--obs-weight", "--lambda", dest="obs_weight", type=float, default=d.obs_weight)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    add_common(p)
+    p.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    model = ModelConfig(
+        kind=args.kind,
+        d_model=args.d_model,
+        n_layers=args.n_layers,
+        n_heads=args.n_heads,
+        d_mlp=args.d_mlp,
+    )
+    cfg = PretrainConfig(
+        dataset=args.dataset,
+        out_dir=args.out,
+        model=model,
+        obs_likelihood=args.obs_likelihood,
+        obs_weight=args.obs_weight,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        seed=args.seed,
+        log_every=args.log_every,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        resume=not args.no_resume,
+        num_threads=args.threads,
+        progress=not args.no_progress,
+    )
+    path = pretrain(cfg)
+    print(f"model written to {path}")
+    if args.json:
+        meta = json.loads((path / "config.json").read_text())
+        save_json_atomic(args.json, {"model_dir": str(path), **meta["extra"]["final_train_losses"]})
+    return 0

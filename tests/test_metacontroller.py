@@ -1,0 +1,123 @@
+"""Metacontroller: posterior mechanics, identity at init, ELBO training, checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from irl_agents.discovery import (
+    DiscoverConfig,
+    discover,
+    elbo_terms,
+    load_metacontroller,
+    save_metacontroller,
+)
+from irl_agents.episodes import pad_episodes
+from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig
+from irl_agents.models import ModelConfig, build_model, save_model
+from irl_envs.datasets import generate_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("meta")
+    data = generate_dataset("grid", "pretrain", episodes=48, seed=0, num_envs=16, progress=False)
+    data_path = data.save(root / "data.safetensors")
+    torch.manual_seed(0)
+    base = build_model(ModelConfig(obs_dim=637, action_dim=4, d_model=32, n_layers=2, n_heads=2,
+                                   d_mlp=64))
+    save_model(base, root / "base")
+    return root, data, data_path, base
+
+
+def test_posterior_shapes_and_first_switch(tiny):
+    _, data, _, base = tiny
+    meta = Metacontroller(MetacontrollerConfig(d_model=32, layer=1, n_z=4, rank=4))
+    batch = pad_episodes(data, np.arange(6))
+    e = base(batch.obs, return_residual_at=1).residual
+    post = meta.posterior(e, batch.mask)
+    b, t = batch.mask.shape
+    assert post.z.shape == (b, t, 4) and post.beta.shape == (b, t) and post.kl.shape == (b, t)
+    assert torch.all(post.beta[:, 0] == 1) and torch.all((post.beta >= 0) & (post.beta <= 1))
+    assert torch.all(post.kl >= 0)
+
+
+def test_z_holds_between_switches():
+    meta = Metacontroller(MetacontrollerConfig(d_model=8, layer=0, n_z=3, rank=2))
+    with torch.no_grad():  # make the switch never fire: bias -> -inf
+        meta.switch[-1].bias.fill_(-50.0)
+    post = meta.posterior(torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool))
+    assert torch.allclose(post.z, post.z[:, :1].expand_as(post.z), atol=1e-6)
+
+
+def test_force_switch_sets_beta_to_one():
+    meta = Metacontroller(MetacontrollerConfig(d_model=8, layer=0, n_z=3, rank=2,
+                                               force_switch=True))
+    post = meta.posterior(torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool))
+    assert torch.all(post.beta == 1)
+
+
+@pytest.mark.parametrize("rank", [4, 0])
+def test_decoder_starts_as_identity(rank):
+    meta = Metacontroller(MetacontrollerConfig(d_model=8, layer=0, n_z=3, rank=rank))
+    e = torch.randn(2, 5, 8)
+    assert torch.allclose(meta.decode(torch.randn(2, 5, 3))(e), e)
+
+
+def test_padding_does_not_change_the_posterior(tiny):
+    _, data, _, base = tiny
+    meta = Metacontroller(MetacontrollerConfig(d_model=32, layer=1, n_z=4, rank=4))
+    short = pad_episodes(data, [0])
+    both = pad_episodes(data, [0, int(np.argmax(data.episode_lengths))])
+    n = int(short.mask.sum())
+    with torch.no_grad():
+        e1 = base(short.obs, return_residual_at=1).residual
+        e2 = base(both.obs, return_residual_at=1).residual
+        p1 = meta.posterior(e1, short.mask, sample=False)
+        p2 = meta.posterior(e2, both.mask, sample=False)
+    assert torch.allclose(p1.beta[0, :n], p2.beta[0, :n], atol=1e-5)
+    assert torch.allclose(p1.mu[0, :n], p2.mu[0, :n], atol=1e-5)
+
+
+def test_elbo_training_lowers_the_loss(tiny):
+    _, data, _, base = tiny
+    for p in base.parameters():
+        p.requires_grad_(False)
+    torch.manual_seed(0)
+    meta = Metacontroller(MetacontrollerConfig(d_model=32, layer=1, n_z=4, rank=4))
+    opt = torch.optim.Adam(meta.parameters(), lr=3e-3)
+    batch = pad_episodes(data, np.arange(32))
+    first = None
+    for _ in range(60):
+        loss, parts, _ = elbo_terms(base, meta, batch, alpha=0.01)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else float(loss.detach())
+    assert float(loss.detach()) < first - 0.05
+    assert all(p.grad is None for p in base.parameters())  # the base stayed frozen
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    meta = Metacontroller(MetacontrollerConfig(d_model=8, layer=0, n_z=3, rank=2))
+    save_metacontroller(meta, tmp_path)
+    back = load_metacontroller(tmp_path)
+    for k, v in meta.state_dict().items():
+        assert torch.equal(v, back.state_dict()[k])
+    (tmp_path / "metacontroller.safetensors").write_bytes(b"corrupt")
+    with pytest.raises(ValueError, match="not a readable metacontroller"):
+        load_metacontroller(tmp_path)
+
+
+def test_discover_end_to_end(tiny, tmp_path):
+    root, _, data_path, _ = tiny
+    cfg = DiscoverConfig(base=str(root / "base"), dataset=str(data_path), out_dir=str(tmp_path),
+                         steps=4, batch_size=8, eval_episodes=8, progress=False, rank=4, n_z=4)
+    summary = discover(cfg)
+    assert set(summary["alignment"]) >= {"precision", "recall", "f1", "quasi_binary"}
+    assert json.loads((tmp_path / "summary.json").read_text())["layer"] == 1
+    assert load_metacontroller(tmp_path).cfg.layer == 1
+    cfg.cotrain, cfg.out_dir = "pretrained", str(tmp_path / "co")
+    discover(cfg)
+    assert (tmp_path / "co" / "base" / "model.safetensors").is_file()

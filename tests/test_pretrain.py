@@ -1,0 +1,158 @@
+"""Tests of irl_agents.pretrain on small synthetic datasets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from irl_agents.models import ModelConfig, load_model
+from irl_agents.pretrain import PretrainConfig, pad_episodes, pretrain
+
+
+def write_dataset(path: Path, discrete: bool, episodes: int = 24, obs_dim: int = 9) -> Path:
+    """A synthetic dataset in the irl-demonstrations layout; the action is a function of o_t."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 15, size=episodes).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    s = int(lengths.sum())
+    if discrete:
+        obs = (rng.random((s, obs_dim)) < 0.3).astype(np.uint8)
+        actions = (obs[:, :4].argmax(1)).astype(np.int64)
+    else:
+        obs = rng.standard_normal((s, obs_dim)).astype(np.float32)
+        actions = np.tanh(obs[:, :3]).astype(np.float32)
+    tensors = {
+        "observations": obs,
+        "final_observations": obs[starts + lengths - 1],
+        "actions": actions,
+        "episode_starts": starts,
+        "episode_lengths": lengths,
+        "targets": rng.integers(0, 4, size=s).astype(np.int64),
+        "subgoals": rng.integers(0, 4, size=s).astype(np.int64),
+        "task_ids": np.zeros(episodes, dtype=np.int64),
+        "success": np.ones(episodes, dtype=np.uint8),
+    }
+    save_file(tensors, str(path), metadata={"format": "irl-demonstrations", "version": "1"})
+    return path
+
+
+def test_pad_episodes():
+    obs = np.arange(12, dtype=np.uint8).reshape(6, 2)
+    actions = np.array([0, 1, 2, 3, 0, 1])
+    starts, lengths = np.array([0, 2, 3]), np.array([2, 1, 3])
+    o, a, m = pad_episodes(obs, actions, starts, lengths)
+    assert o.shape == (3, 3, 2) and o.dtype == torch.uint8
+    assert m.tolist() == [[True, True, False], [True, False, False], [True, True, True]]
+    assert o[0, :2].tolist() == [[0, 1], [2, 3]] and o[0, 2].tolist() == [0, 0]
+    assert o[1, 0].tolist() == [4, 5] and o[2].tolist() == [[6, 7], [8, 9], [10, 11]]
+    assert a.tolist() == [[0, 1, 0], [2, 0, 0], [3, 0, 1]]
+    o2, a2, m2 = pad_episodes(obs, actions, starts, lengths, index=np.array([1]))
+    assert o2.shape == (1, 1, 2) and a2.tolist() == [[2]] and m2.all()
+    cont = np.ones((6, 3), dtype=np.float32)
+    _, ac, _ = pad_episodes(obs, cont, starts, lengths)
+    assert ac.shape == (3, 3, 3) and ac[1, 1:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("kind,discrete", [("transformer", True), ("ssm", False)])
+def test_pretrain_runs_and_lowers_loss(tmp_path, kind, discrete):
+    data = write_dataset(tmp_path / "d.safetensors", discrete)
+    cfg = PretrainConfig(
+        dataset=str(data),
+        out_dir=str(tmp_path / "run"),
+        model=ModelConfig(kind=kind, d_model=32, n_layers=2, n_heads=2, d_mlp=32),
+        lr=3e-3,
+        warmup_steps=5,
+        batch_size=8,
+        steps=40,
+        log_every=10,
+        eval_every=20,
+        checkpoint_every=20,
+        progress=False,
+    )
+    path = pretrain(cfg)
+    model = load_model(path)
+    assert model.config.discrete is discrete and model.config.obs_dim == 9
+    assert model.config.obs_likelihood == ("bernoulli" if discrete else "gaussian")
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    total = [float(r["value"]) for r in rows if r["tag"] == "losses/total"]
+    assert len(total) == 4 and total[-1] < total[0]
+    tags = {r["tag"] for r in rows}
+    assert {"losses/action_nll", "losses/obs_nll", "charts/learning_rate"} <= tags
+    assert "losses/val_total" in tags
+    assert any((tmp_path / "run" / "tb").iterdir())
+    latest = json.loads((tmp_path / "run" / "checkpoints" / "latest.json").read_text())
+    assert latest["step"] == 40
+
+
+def test_pretrain_resume_matches_uninterrupted(tmp_path):
+    data = write_dataset(tmp_path / "d.safetensors", True)
+    base = dict(
+        dataset=str(data),
+        model=ModelConfig(kind="transformer", d_model=16, n_layers=2, n_heads=2, d_mlp=16),
+        batch_size=4,
+        log_every=2,
+        eval_every=0,
+        checkpoint_every=3,
+        warmup_steps=2,
+        progress=False,
+    )
+    straight = pretrain(PretrainConfig(out_dir=str(tmp_path / "a"), steps=6, **base))
+    pretrain(PretrainConfig(out_dir=str(tmp_path / "b"), steps=3, **base))
+    resumed = pretrain(PretrainConfig(out_dir=str(tmp_path / "b"), steps=6, **base))
+    sa = load_model(straight).state_dict()
+    sb = load_model(resumed).state_dict()
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], msg=k)
+    kept = sorted(p.name for p in (tmp_path / "b" / "checkpoints").glob("ckpt-*"))
+    assert kept == ["ckpt-00000003", "ckpt-00000006"]
+
+
+def test_pretrain_bad_dataset(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a dataset")
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        pretrain(PretrainConfig(dataset=str(bad), out_dir=str(tmp_path / "o"), progress=False))
+
+
+def test_cli_subcommand(tmp_path):
+    import argparse
+
+    from irl_agents.pretrain import add_subcommand
+
+    data = write_dataset(tmp_path / "d.safetensors", True)
+    parser = argparse.ArgumentParser()
+    add_subcommand(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        [
+            "pretrain",
+            "--dataset",
+            str(data),
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "4",
+            "--d-model",
+            "16",
+            "--n-layers",
+            "1",
+            "--n-heads",
+            "2",
+            "--d-mlp",
+            "16",
+            "--batch-size",
+            "4",
+            "--no-progress",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert args.run(args) == 0
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    assert "total" in json.loads((tmp_path / "r.json").read_text())
