@@ -15,6 +15,10 @@ from collections.abc import Sequence
 _COMMANDS = (
     "irl_agents.commands.data",
     "irl_agents.commands.expert_eval",
+    "irl_agents.pretrain",
+    "irl_agents.commands.probe",
+    "irl_agents.commands.controllers",
+    "irl_agents.commands.discover",
 )
 
 

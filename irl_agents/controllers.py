@@ -97,3 +97,27 @@ def evaluate_controllers(model: BaseModel, bank: ControllerBank | None, cfg: Con
     return {"success_rate": float(res["success"].mean()),
             "mean_progress": float(res["progress"].mean()),
             "mean_length": float(res["length"].mean())}
+
+
+def plot_layer_sweep(rows: list[dict], path: str) -> None:
+    """Success rate vs insertion layer (rows of :func:`evaluate_controllers` plus ``layer``;
+    a row with layer ``"none"`` is drawn as the unsteered reference line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steered = [r for r in rows if r["layer"] != "none"]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot([r["layer"] for r in steered], [r["success_rate"] for r in steered], marker="o",
+            label="ground-truth controllers")
+    for r in rows:
+        if r["layer"] == "none":
+            ax.axhline(r["success_rate"], color="grey", ls="--", lw=1, label="no controller")
+    ax.set_xlabel("insertion layer boundary l")
+    ax.set_ylabel("post-training success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

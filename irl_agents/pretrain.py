@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from irl_agents.episodes import pad_episodes, similar_length_batch
 from irl_agents.models import (
     BaseModel,
     ModelConfig,
@@ -120,37 +121,6 @@ class PretrainConfig:
 
 
 # ---------------------------------------------------------------------------------- data
-def pad_episodes(
-    observations: np.ndarray,
-    actions: np.ndarray,
-    episode_starts: np.ndarray,
-    episode_lengths: np.ndarray,
-    index: np.ndarray | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gather episodes ``index`` (default: all) of flat step arrays into right-padded tensors.
-
-    :param observations: ``(S, D)`` all steps of all episodes, concatenated.
-    :param actions: ``(S,)`` int or ``(S, A)`` float.
-    :param episode_starts: ``(E,)`` offset of each episode's first step.
-    :param episode_lengths: ``(E,)`` steps per episode.
-    :return: ``obs (N, Tmax, D)`` (dtype kept, e.g. uint8; zeros past the end),
-        ``actions (N, Tmax[, A])`` (zeros past the end), ``mask (N, Tmax)`` bool.
-    """
-    if index is None:
-        index = np.arange(len(episode_lengths))
-    index = np.asarray(index, dtype=np.int64)
-    lengths = np.asarray(episode_lengths)[index]
-    t_max = int(lengths.max()) if len(lengths) else 0
-    steps = np.arange(t_max)[None, :]
-    mask = steps < lengths[:, None]
-    src = np.where(mask, np.asarray(episode_starts)[index, None] + steps, 0)
-    obs = observations[src]
-    obs[~mask] = 0
-    acts = actions[src]
-    acts[~mask] = 0
-    return torch.from_numpy(obs), torch.from_numpy(acts), torch.from_numpy(mask)
-
-
 def _is_binary(x: np.ndarray) -> bool:
     return x.dtype == np.uint8 or (x.size > 0 and bool(np.isin(x[:1000], (0, 1)).all()))
 
@@ -234,8 +204,15 @@ def pretrain(cfg: PretrainConfig) -> Path:
     likelihood = cfg.obs_likelihood
     if likelihood == "auto":
         likelihood = "bernoulli" if _is_binary(data.observations) else "gaussian"
+    obs_shape = cfg.model.obs_shape
+    if cfg.model.obs_encoder == "grid_conv" and obs_shape is None:
+        obs_shape = data.meta.get("obs_shape")
+        if not obs_shape:
+            raise ValueError(f"dataset {cfg.dataset} records no obs_shape; obs_encoder "
+                             "'grid_conv' needs one (set model.obs_shape)")
     model_cfg = dataclasses.replace(
         cfg.model,
+        obs_shape=obs_shape,
         obs_dim=int(data.obs_dim),
         action_dim=action_dim,
         discrete=discrete,
@@ -249,11 +226,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
     val_idx = val_idx[: cfg.val_episodes]
 
     def batch(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        obs, acts, mask = pad_episodes(
-            data.observations, data.actions, data.episode_starts, data.episode_lengths, index
-        )
-        dev = cfg.device
-        return obs.to(dev), acts.to(dev), mask.to(dev)
+        b = pad_episodes(data, index)
+        return b.obs.to(cfg.device), b.actions.to(cfg.device), b.mask.to(cfg.device)
 
     # ---- model, optimizer, resume
     out = Path(cfg.out_dir)
@@ -331,7 +305,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     parts: dict[str, torch.Tensor] = {}
     for step in range(start_step, cfg.steps):
         rng = np.random.default_rng([cfg.seed, step])
-        idx = rng.choice(train_idx, size=min(cfg.batch_size, len(train_idx)), replace=False)
+        idx = similar_length_batch(data, train_idx, cfg.batch_size, rng)
         obs, acts, mask = batch(idx)
         lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
         for group in opt.param_groups:
@@ -397,6 +371,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-layers", type=int, default=m.n_layers)
     p.add_argument("--n-heads", type=int, default=m.n_heads)
     p.add_argument("--d-mlp", type=int, default=m.d_mlp)
+    p.add_argument("--obs-encoder", choices=["linear", "grid_conv"], default=m.obs_encoder,
+                   help="observation encoder (grid_conv: CNN over the gridworld's planes)")
     p.add_argument("--obs-likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto")
     p.add_argument("--obs-weight", "--lambda", dest="obs_weight", type=float, default=d.obs_weight)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -419,6 +395,7 @@ def _run(args: argparse.Namespace) -> int:
         n_layers=args.n_layers,
         n_heads=args.n_heads,
         d_mlp=args.d_mlp,
+        obs_encoder=args.obs_encoder,
     )
     cfg = PretrainConfig(
         dataset=args.dataset,

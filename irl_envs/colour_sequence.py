@@ -60,6 +60,7 @@ class GridCore:
         self.t = np.zeros(n, dtype=np.int64)
         self.seed = np.zeros(n, dtype=np.uint64)
         self.episode = np.zeros(n, dtype=np.uint64)
+        self.seeded = np.zeros(n, dtype=bool)
         self.resets = np.zeros(n, dtype=np.uint64)  # lets experts cache per-episode work
         self.obs = np.zeros((n, self.channels, c), dtype=np.uint8)
         self._table = np.full((len(tasks), self.max_task_len), -1, dtype=np.int64)
@@ -68,6 +69,20 @@ class GridCore:
         self._table_len = np.array([len(t) for t in tasks], dtype=np.int64)
 
     # ----------------------------------------------------------------------------- reset
+    def next_episodes(self, rows: np.ndarray, seeds: np.ndarray | None = None) -> None:
+        """Choose the episode each row plays next: ``seeds`` (one per row) restart their
+        streams at episode 0; otherwise each row takes the next episode of its stream, or of a
+        fresh stream seeded from OS entropy if it never had one."""
+        if seeds is not None:
+            self.seed[rows], self.episode[rows] = np.asarray(seeds, dtype=np.uint64), 0
+            self.seeded[rows] = True
+            return
+        self.episode[rows[self.seeded[rows]]] += np.uint64(1)
+        fresh = rows[~self.seeded[rows]]
+        base = np.uint64(np.random.SeedSequence().entropy % 2**62)
+        self.seed[fresh] = base + np.arange(len(fresh), dtype=np.uint64)
+        self.episode[fresh], self.seeded[fresh] = 0, True
+
     def reset_rows(self, rows: np.ndarray, task: Task | None = None,
                    layout: dict[str, Any] | None = None) -> None:
         """Start a new episode in ``rows`` (their ``seed``/``episode`` already set)."""
@@ -156,24 +171,29 @@ class GridCore:
         self.obs[rows] = obs
 
     # ------------------------------------------------------------------------------ step
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Apply one action per environment; returns ``(reward, terminated, truncated)``."""
-        rows = self._rows
-        nxt = self.moves[self.agent, actions]
+    def step(self, actions: np.ndarray, rows: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Apply one action per environment (or per environment in ``rows``, the others
+        standing still); returns ``(reward, terminated, truncated)`` for those."""
+        rows = self._rows if rows is None else np.asarray(rows, dtype=np.int64)
+        agent = self.agent[rows]
+        nxt = self.moves[agent, actions]
         content = self.cells[rows, nxt]
-        nxt = np.where(content >= self.o, self.agent, nxt)  # walls: no-op
+        nxt = np.where(content >= self.o, agent, nxt)  # walls: no-op
         content = self.cells[rows, nxt]
-        entered = (nxt != self.agent) & (content >= 0)  # a colour counts only when entered
-        target = self.task[rows, np.minimum(self.next_index, self.task_len - 1)]
+        entered = (nxt != agent) & (content >= 0)  # a colour counts only when entered
+        task_len = self.task_len[rows]
+        target = self.task[rows, np.minimum(self.next_index[rows], task_len - 1)]
         correct = entered & (content == target)
-        self.next_index += correct
-        success = self.next_index >= self.task_len
+        next_index = self.next_index[rows] + correct
+        self.next_index[rows] = next_index
+        success = next_index >= task_len
         terminated = success | (entered & ~correct)
-        self.t += 1
-        truncated = ~terminated & (self.t >= self.max_steps)
-        self.obs[rows, self.channels - 1, self.agent] = 0
+        self.t[rows] += 1
+        truncated = ~terminated & (self.t[rows] >= self.max_steps)
+        self.obs[rows, self.channels - 1, agent] = 0
         self.obs[rows, self.channels - 1, nxt] = 1
-        self.agent = nxt
+        self.agent[rows] = nxt
         return success.astype(np.float32), terminated, truncated
 
     # ------------------------------------------------------------------------------ views
@@ -266,7 +286,8 @@ _DOC_SPEC = """
     | ``O .. O+W-1``    | plane O+j marks the cell of wall j        |
     | ``O+W``           | the agent's cell                          |
 
-    The task and the progress through it are *not* observed: they must be inferred from
+    The env's ``obs_planes`` attribute holds ``(O + W + 1, G, G)``. The task and the progress
+    through it are *not* observed: they must be inferred from
     history, as in the paper.
 
     ## Rewards
@@ -328,20 +349,16 @@ class ColourSequenceEnv(gym.Env[np.ndarray, np.int64]):
         self.action_space = spaces.Discrete(4)
         size = self.core.channels * self.core.num_cells
         self.observation_space = spaces.Box(0, 1, (size,), np.uint8)
-        self._seeded = False
+        self.obs_planes = (self.core.channels, self.core.g, self.core.g)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         task, layout = _parse_options(self.core, options)
-        if seed is not None:
-            self.core.seed[0], self.core.episode[0] = np.uint64(seed), 0
-            self._seeded = True
-        elif not self._seeded:
-            self.core.seed[0] = np.uint64(self.np_random.integers(2**63))
-            self.core.episode[0], self._seeded = 0, True
-        else:
-            self.core.episode[0] += np.uint64(1)
-        self.core.reset_rows(np.zeros(1, dtype=np.int64), task, layout)
+        row = np.zeros(1, dtype=np.int64)
+        if seed is None and not self.core.seeded[0]:  # Gymnasium: unseeded envs use np_random
+            seed = int(self.np_random.integers(2**63))
+        self.core.next_episodes(row, None if seed is None else [seed])
+        self.core.reset_rows(row, task, layout)
         return self.core.obs[0].reshape(-1).copy(), self.core.info(0)
 
     def step(self, action):
@@ -391,8 +408,8 @@ class ColourSequenceVectorEnv(VectorEnv):
         self.single_observation_space = spaces.Box(0, 1, (size,), np.uint8)
         self.action_space = spaces.MultiDiscrete(np.full(num_envs, 4))
         self.observation_space = spaces.Box(0, 1, (num_envs, size), np.uint8)
+        self.obs_planes = (self.core.channels, self.core.g, self.core.g)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
-        self._seeded = False
 
     def _observation(self) -> np.ndarray:
         obs = self.core.obs.reshape(self.num_envs, -1)
@@ -407,21 +424,16 @@ class ColourSequenceVectorEnv(VectorEnv):
             if mask.shape != (self.num_envs,):
                 raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},)")
         rows = np.flatnonzero(mask)
+        seeds = None
         if seed is not None:
             seeds = np.asarray(seed, dtype=np.uint64)
             if seeds.ndim == 0:
                 seeds = seeds + np.arange(self.num_envs, dtype=np.uint64)
             if seeds.shape != (self.num_envs,):
                 raise ValueError(f"seed must be an int or {self.num_envs} ints, got {seed!r}")
-            self.core.seed[rows], self.core.episode[rows] = seeds[rows], 0
             self._np_random, self._np_random_seed = np.random.default_rng(seeds[0]), int(seeds[0])
-            self._seeded = True
-        elif not self._seeded:
-            base = np.random.SeedSequence().entropy % 2**62
-            self.core.seed[:] = np.uint64(base) + np.arange(self.num_envs, dtype=np.uint64)
-            self.core.episode[:], self._seeded = 0, True
-        else:
-            self.core.episode[rows] += np.uint64(1)
+            seeds = seeds[rows]
+        self.core.next_episodes(rows, seeds)
         self.core.reset_rows(rows, task, layout)
         self._needs_reset[rows] = False
         return self._observation(), self.core.batch_info()
@@ -433,7 +445,7 @@ class ColourSequenceVectorEnv(VectorEnv):
         reward, terminated, truncated = self.core.step(actions)
         resetting = np.flatnonzero(self._needs_reset)
         if len(resetting):
-            self.core.episode[resetting] += np.uint64(1)
+            self.core.next_episodes(resetting)
             self.core.reset_rows(resetting)
             reward[resetting], terminated[resetting], truncated[resetting] = 0.0, False, False
         self._needs_reset = terminated | truncated

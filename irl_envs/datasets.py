@@ -21,8 +21,9 @@ and unpacked on load: 80 bytes instead of 637 per gridworld step. Others are sto
 are (``obs_encoding="raw"``).
 
 The safetensors header metadata (strings) holds ``format``, ``version``, ``env``, ``env_id``,
-``tasks`` (JSON list of colour sequences), ``seed``, ``noise``, ``num_envs`` and ``versions``
-(JSON). Side information is for analysis (probes, switching alignment) and must never be fed
+``tasks`` (JSON list of colour sequences), ``seed``, ``noise``, ``num_envs``, ``versions``
+(JSON) and ``obs_shape`` (the observation's planes ``[C, H, W]`` when it has them, else
+null). Side information is for analysis (probes, switching alignment) and must never be fed
 to a model. Files are written atomically: a temporary file in the same folder, then a rename.
 """
 
@@ -210,5 +211,6 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
         success=eps.success,
         meta={"env": env, "env_id": eid, "task_set": task_set,
               "tasks": [list(t) for t in task_list], "seed": seed, "noise": noise,
-              "num_envs": venv.num_envs, "seconds": round(seconds, 3), "versions": versions()},
+              "num_envs": venv.num_envs, "seconds": round(seconds, 3), "versions": versions(),
+              "obs_shape": list(getattr(venv, "obs_planes", [])) or None},
     )

@@ -22,20 +22,21 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def episode_bits(seed: np.ndarray, episode: np.ndarray, stream: int, attempt: int,
-                 count: int) -> np.ndarray:
+def episode_bits(seed: np.ndarray, episode: np.ndarray, stream: int,
+                 attempt: int | np.ndarray, count: int) -> np.ndarray:
     """Random 64-bit words, ``(len(seed), count)``, one row per (seed, episode) pair.
 
     Args:
         seed: ``(R,)`` uint64 seeds.
         episode: ``(R,)`` uint64 episode indices.
         stream: which quantity is drawn (layout, task, ...), so streams never overlap.
-        attempt: redraw counter, for rejection sampling.
+        attempt: a further counter (redraws for rejection sampling, or a time step), one
+            for all rows or ``(R,)``.
         count: words per row.
     """
     with np.errstate(over="ignore"):
         h = _mix(np.asarray(seed, dtype=np.uint64) * _GOLDEN + np.uint64(stream))
         h = _mix(h ^ (np.asarray(episode, dtype=np.uint64) * _M1))
-        h = _mix(h + np.uint64(attempt) * _M2)
+        h = _mix(h + np.asarray(attempt, dtype=np.uint64) * _M2)
         idx = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN
         return _mix(h[:, None] ^ idx[None, :])

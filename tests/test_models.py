@@ -526,3 +526,49 @@ def test_save_rejects_unserialisable_extra(tmp_path):
     with pytest.raises(ValueError, match="JSON"):
         save_model(model, tmp_path / "x", extra={"bad": object()})
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("kind, discrete", CASES)
+def test_inactive_rows_are_left_untouched(kind, discrete):
+    """Rows advance unevenly through step_lower/step_upper with ``active`` masks, as in the
+    batched latent env, and still equal the full forward of their own sequence."""
+    model = make_model(kind, discrete)
+    t_max, layer = 12, 2
+    obs = make_obs(3, t_max, discrete)
+    with torch.no_grad():
+        full = action_params(model(obs))
+        state = init_state(model, 3)
+        done = torch.zeros(3, dtype=torch.long)  # steps completed per row
+        outs = [[] for _ in range(3)]
+        pattern = torch.Generator().manual_seed(0)
+        while (done < t_max).any():
+            active = (torch.rand(3, generator=pattern) < 0.6) & (done < t_max)
+            x = obs[torch.arange(3), done.clamp_max(t_max - 1)]
+            e, state = model.step_lower(x, state, layer, active=active)
+            step_out, state = model.step_upper(e, state, layer, active=active)
+            params = action_params(step_out)
+            for b in torch.nonzero(active).flatten().tolist():
+                outs[b].append(params[b])
+            done += active.long()
+    for b in range(3):
+        assert torch.allclose(torch.stack(outs[b]), full[b], atol=ATOL)
+
+
+def test_grid_conv_encoder():
+    cfg = ModelConfig(obs_dim=2 * 3 * 3, action_dim=4, d_model=16, n_layers=2, n_heads=2,
+                      d_mlp=32, obs_encoder="grid_conv", obs_shape=[2, 3, 3], conv_channels=4)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    obs = (torch.rand(2, 7, 18) < 0.3).float()
+    with torch.no_grad():
+        full = model(obs).logits
+        state = model.initial_state(2)
+        steps = [model.step(obs[:, t], state)[0].logits for t in range(7)]
+    assert torch.allclose(torch.stack(steps, 1), full, atol=ATOL)
+    assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="obs_shape"):
+        ModelConfig(obs_dim=10, obs_encoder="grid_conv", obs_shape=[2, 3, 3])
+    with pytest.raises(ValueError, match="obs_shape"):
+        build_model(ModelConfig(obs_dim=18, obs_encoder="grid_conv"))
+    with pytest.raises(ValueError, match="obs_encoder"):
+        ModelConfig(obs_encoder="mlp")

@@ -11,8 +11,9 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
+from irl_agents.episodes import pad_episodes, similar_length_batch
 from irl_agents.models import ModelConfig, load_model
-from irl_agents.pretrain import PretrainConfig, pad_episodes, pretrain
+from irl_agents.pretrain import PretrainConfig, pretrain
 
 
 def write_dataset(path: Path, discrete: bool, episodes: int = 24, obs_dim: int = 9) -> Path:
@@ -43,20 +44,36 @@ def write_dataset(path: Path, discrete: bool, episodes: int = 24, obs_dim: int =
 
 
 def test_pad_episodes():
+    from irl_envs.datasets import Demonstrations
+
     obs = np.arange(12, dtype=np.uint8).reshape(6, 2)
-    actions = np.array([0, 1, 2, 3, 0, 1])
     starts, lengths = np.array([0, 2, 3]), np.array([2, 1, 3])
-    o, a, m = pad_episodes(obs, actions, starts, lengths)
-    assert o.shape == (3, 3, 2) and o.dtype == torch.uint8
-    assert m.tolist() == [[True, True, False], [True, False, False], [True, True, True]]
-    assert o[0, :2].tolist() == [[0, 1], [2, 3]] and o[0, 2].tolist() == [0, 0]
-    assert o[1, 0].tolist() == [4, 5] and o[2].tolist() == [[6, 7], [8, 9], [10, 11]]
-    assert a.tolist() == [[0, 1, 0], [2, 0, 0], [3, 0, 1]]
-    o2, a2, m2 = pad_episodes(obs, actions, starts, lengths, index=np.array([1]))
-    assert o2.shape == (1, 1, 2) and a2.tolist() == [[2]] and m2.all()
-    cont = np.ones((6, 3), dtype=np.float32)
-    _, ac, _ = pad_episodes(obs, cont, starts, lengths)
-    assert ac.shape == (3, 3, 3) and ac[1, 1:].abs().sum() == 0
+    side = np.arange(6)
+    data = Demonstrations(obs, obs[[1, 2, 5]], np.array([0, 1, 2, 3, 0, 1]), starts, lengths,
+                          side, side, np.zeros(3, dtype=np.int64), np.ones(3, dtype=bool))
+    b = pad_episodes(data, [0, 1, 2])
+    assert b.obs.shape == (3, 3, 2) and b.obs.dtype == torch.float32
+    assert b.mask.tolist() == [[True, True, False], [True, False, False], [True, True, True]]
+    assert b.obs[0, :2].tolist() == [[0, 1], [2, 3]] and b.obs[0, 2].tolist() == [0, 0]
+    assert b.obs[1, 0].tolist() == [4, 5] and b.obs[2].tolist() == [[6, 7], [8, 9], [10, 11]]
+    assert b.actions.tolist() == [[0, 1, 0], [2, 0, 0], [3, 0, 1]]
+    assert b.subgoals.tolist() == [[0, 1, -1], [2, -1, -1], [3, 4, 5]]
+    one = pad_episodes(data, [1])
+    assert one.obs.shape == (1, 1, 2) and one.actions.tolist() == [[2]] and one.mask.all()
+    data.actions = np.ones((6, 3), dtype=np.float32)
+    assert pad_episodes(data, [0, 1, 2]).actions[1, 1:].abs().sum() == 0
+
+
+def test_similar_length_batches_are_random_and_tight():
+    from irl_envs.datasets import generate_dataset
+
+    data = generate_dataset("grid", "pretrain", episodes=400, seed=0, num_envs=64, progress=False)
+    index = np.arange(400)
+    rng = np.random.default_rng(0)
+    a, b = similar_length_batch(data, index, 32, rng), similar_length_batch(data, index, 32, rng)
+    assert len(set(a)) == 32 and not np.array_equal(np.sort(a), np.sort(b))
+    spread = np.ptp(data.episode_lengths[a])
+    assert spread < np.ptp(data.episode_lengths) / 2
 
 
 @pytest.mark.parametrize("kind,discrete", [("transformer", True), ("ssm", False)])

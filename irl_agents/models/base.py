@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from irl_agents.models.config import ModelConfig
+from irl_agents.models.encoders import build_encoder
 
 Controller = Callable[[Tensor], Tensor]
 """Maps the residual stream at one boundary, ``(B, T, d)`` or ``(B, d)``, to its replacement."""
@@ -94,7 +95,7 @@ class BaseModel(nn.Module, ABC):
         super().__init__()
         self.config = config
         d, a = config.d_model, config.action_dim
-        self.embed = nn.Linear(config.obs_dim, d)
+        self.embed = build_encoder(config)
         self.blocks = nn.ModuleList(self._build_blocks())
         self.norm_f = self._make_norm(d)
         self.action_head = nn.Linear(d, a)
@@ -133,7 +134,7 @@ class BaseModel(nn.Module, ABC):
         """Empty state for ``batch_size`` independent sequences (on the model's device)."""
 
     @abstractmethod
-    def _step_context(self, state: ModelState) -> Any:
+    def _step_context(self, state: ModelState, active: Tensor | None) -> Any:
         """Shared per-step data for the blocks; may grow buffers in ``state``."""
 
     @abstractmethod
@@ -141,7 +142,7 @@ class BaseModel(nn.Module, ABC):
         """Block ``i`` on one step ``(B, d)``, updating its part of ``state``."""
 
     @abstractmethod
-    def _advance(self, state: ModelState) -> None:
+    def _advance(self, state: ModelState, active: Tensor | None) -> None:
         """Finish a step (e.g. move the position index)."""
 
     # ------------------------------------------------------------------ helpers
@@ -158,7 +159,12 @@ class BaseModel(nn.Module, ABC):
     @property
     def device(self) -> torch.device:
         """Device of the parameters."""
-        return self.embed.weight.device
+        return self.action_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the parameters."""
+        return self.action_head.weight.dtype
 
     def num_params(self) -> int:
         """Number of trainable parameters."""
@@ -175,7 +181,7 @@ class BaseModel(nn.Module, ABC):
             raise ValueError(
                 f"observation batch {obs.shape[0]} does not match state batch {state.batch_size}"
             )
-        dtype = self.embed.weight.dtype
+        dtype = self.dtype
         return obs if obs.dtype == dtype else obs.to(dtype)
 
     def _check_layer(self, layer: int | None, what: str = "layer") -> int:
@@ -347,6 +353,7 @@ class BaseModel(nn.Module, ABC):
         layer: int | None = None,
         return_residual_at: int | Sequence[int] | None = None,
         predict_obs: bool = True,
+        active: Tensor | None = None,
     ) -> tuple[StepOutput, ModelState]:
         """One incremental step: equals position ``t`` of :meth:`forward` on the prefix.
 
@@ -354,12 +361,15 @@ class BaseModel(nn.Module, ABC):
         :param state: state after ``o_1..o_{t-1}`` (updated in place and returned).
         :param controller: callable on the residual ``(B, d)`` at boundary ``layer``.
         :param predict_obs: compute ``obs_pred`` (skip it in RL inner loops).
+        :param active: bool ``(B,)``; rows where it is False are left exactly as they were
+            (their outputs are meaningless). Lets a batch of episodes advance unevenly,
+            e.g. while some wait for a new latent action.
         """
         obs = self._prep_obs(obs, 2, state)
         if controller is not None:
             layer = self._check_layer(layer)
         wanted = self._wanted(return_residual_at)
-        ctx = self._step_context(state)
+        ctx = self._step_context(state, active)
         x = self.embed(obs)
         residuals: dict[int, Tensor] = {}
         for boundary in range(self.n_layers + 1):
@@ -369,36 +379,40 @@ class BaseModel(nn.Module, ABC):
                 x = self._apply_controller(controller, x)
             if boundary in wanted:
                 residuals[boundary] = x
-        self._advance(state)
+        self._advance(state, active)
         out = self._heads(x, StepOutput, predict_obs)
         out.residuals = residuals
         if isinstance(return_residual_at, int):
             out.residual = residuals[return_residual_at]
         return out, state
 
-    def step_lower(self, obs: Tensor, state: ModelState, layer: int) -> tuple[Tensor, ModelState]:
+    def step_lower(self, obs: Tensor, state: ModelState, layer: int,
+                   active: Tensor | None = None) -> tuple[Tensor, ModelState]:
         """First half of :meth:`step`: embedding and blocks ``< layer``.
 
         Returns the residual ``e_{t, layer}`` ``(B, d)``. Must be followed by
         :meth:`step_upper` with the same ``layer`` (the caller may modify ``e`` in between,
-        e.g. apply a controller).
+        e.g. apply a controller), possibly much later: a row's state holds its half-done step.
+        Rows with ``active`` False are left untouched (see :meth:`step`).
         """
         layer = self._check_layer(layer)
         obs = self._prep_obs(obs, 2, state)
-        ctx = self._step_context(state)
+        ctx = self._step_context(state, active)
         x = self.embed(obs)
         for i in range(layer):
             x = self._block_step(i, x, state, ctx)
         return x, state
 
     def step_upper(
-        self, e: Tensor, state: ModelState, layer: int, *, predict_obs: bool = True
+        self, e: Tensor, state: ModelState, layer: int, *, predict_obs: bool = True,
+        active: Tensor | None = None,
     ) -> tuple[StepOutput, ModelState]:
-        """Second half of :meth:`step`: blocks ``>= layer`` and heads on residual ``e (B, d)``."""
+        """Second half of :meth:`step`: blocks ``>= layer`` and heads on residual ``e (B, d)``.
+        Rows with ``active`` False are left untouched (see :meth:`step`)."""
         layer = self._check_layer(layer)
-        ctx = self._step_context(state)
+        ctx = self._step_context(state, active)
         x = e
         for i in range(layer, self.n_layers):
             x = self._block_step(i, x, state, ctx)
-        self._advance(state)
+        self._advance(state, active)
         return self._heads(x, StepOutput, predict_obs), state

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ModelKind = Literal["transformer", "ssm"]
+ObsEncoder = Literal["linear", "grid_conv"]
 ObsLikelihood = Literal["bernoulli", "gaussian"]
 
 
@@ -27,6 +28,13 @@ class ModelConfig:
     """Number of discrete actions (categorical head) or dimension of a continuous action."""
     discrete: bool = True
     """True: categorical action head (logits). False: diagonal Gaussian (mean, log_std)."""
+    obs_encoder: ObsEncoder = "linear"
+    """Map from observation to the residual stream: ``"linear"`` (paper) or ``"grid_conv"``
+    (two 3x3 convolutions over the ``obs_shape`` planes; see :mod:`.encoders`)."""
+    obs_shape: list[int] | None = None
+    """``[C, H, W]`` planes of a ``grid_conv`` observation (gridworld: ``[13, 7, 7]``)."""
+    conv_channels: int = 32
+    """Channels of the ``grid_conv`` encoder."""
     d_model: int = 128
     """Residual-stream width d (paper: 256)."""
     n_layers: int = 4
@@ -84,6 +92,15 @@ class ModelConfig:
                     "ModelConfig needs rel_pos_buckets >= 2 and rel_pos_max_distance > "
                     f"rel_pos_buckets // 2, got {self.rel_pos_buckets}, {self.rel_pos_max_distance}"
                 )
+        if self.obs_encoder not in ("linear", "grid_conv"):
+            raise ValueError("ModelConfig.obs_encoder must be 'linear' or 'grid_conv', "
+                             f"got {self.obs_encoder!r}")
+        if self.obs_shape is not None:
+            shape = list(self.obs_shape)
+            if len(shape) != 3 or shape[0] * shape[1] * shape[2] != self.obs_dim:
+                raise ValueError("ModelConfig.obs_shape must be [C, H, W] with C*H*W = obs_dim "
+                                 f"({self.obs_dim}), got {self.obs_shape!r}")
+            self.obs_shape = [int(v) for v in shape]
         if self.conv_width < 1:
             raise ValueError(f"ModelConfig.conv_width must be >= 1, got {self.conv_width}")
         if self.d_rnn is not None and self.d_rnn < 1:

@@ -217,7 +217,7 @@ class HawkSSM(BaseModel):
     def initial_state(self, batch_size: int) -> SSMState:
         """Zero recurrent and conv states for ``batch_size`` rows."""
         c = self.config
-        kw = {"device": self.device, "dtype": self.embed.weight.dtype}
+        kw = {"device": self.device, "dtype": self.dtype}
         return SSMState(
             h=[torch.zeros(batch_size, c.rnn_width, **kw) for _ in range(c.n_layers)],
             conv=[
@@ -227,14 +227,18 @@ class HawkSSM(BaseModel):
             t=torch.zeros(batch_size, dtype=torch.long, device=self.device),
         )
 
-    def _step_context(self, state: SSMState) -> None:
+    def _step_context(self, state: SSMState, active: Tensor | None) -> Tensor | None:
         if not isinstance(state, SSMState):
             raise TypeError(f"expected an SSMState, got {type(state).__name__}")
-        return None
+        return None if active is None else active.to(device=state.t.device, dtype=torch.bool)
 
-    def _block_step(self, i: int, x: Tensor, state: SSMState, ctx: None) -> Tensor:
-        x, state.h[i], state.conv[i] = self.blocks[i].step(x, state.h[i], state.conv[i])
+    def _block_step(self, i: int, x: Tensor, state: SSMState, ctx: Tensor | None) -> Tensor:
+        x, h, conv = self.blocks[i].step(x, state.h[i], state.conv[i])
+        if ctx is not None:  # inactive rows keep their state
+            h = torch.where(ctx[:, None], h, state.h[i])
+            conv = torch.where(ctx[:, None, None], conv, state.conv[i])
+        state.h[i], state.conv[i] = h, conv
         return x
 
-    def _advance(self, state: SSMState) -> None:
-        state.t = state.t + 1
+    def _advance(self, state: SSMState, active: Tensor | None) -> None:
+        state.t = state.t + (1 if active is None else active.to(state.t.device).long())

@@ -128,7 +128,11 @@ class Attention(nn.Module):
         q, k, v = self._split(x.unsqueeze(1))  # (B, H, 1, dh)
         if torch.is_grad_enabled():  # copy so that earlier autograd history stays valid
             k_cache, v_cache = k_cache.clone(), v_cache.clone()
-        if ctx.same_pos is not None:  # all rows at the same step: plain slice write
+        if ctx.active is not None:  # only the active rows write their slot
+            rows, pos = ctx.rows[ctx.active], ctx.pos[ctx.active]
+            k_cache[rows, :, pos] = k[ctx.active, :, 0]
+            v_cache[rows, :, pos] = v[ctx.active, :, 0]
+        elif ctx.same_pos is not None:  # all rows at the same step: plain slice write
             k_cache[:, :, ctx.same_pos] = k[:, :, 0]
             v_cache[:, :, ctx.same_pos] = v[:, :, 0]
         else:  # (B, H, dh) into slot pos[b] of row b
@@ -148,6 +152,7 @@ class _StepCtx:
     n_keys: int  # number of cache slots to attend over (max pos + 1)
     buckets: Tensor  # (B or 1, n_keys) long
     invalid: Tensor  # (B or 1, 1, 1, n_keys) additive mask (0 / -inf)
+    active: Tensor | None  # (B,) bool: rows that write their cache slot, None for all
 
 
 class TransformerBlock(nn.Module):
@@ -184,7 +189,7 @@ class CausalTransformer(BaseModel):
     def _forward_context(self, seq_len: int, device: torch.device) -> tuple[Tensor, Tensor]:
         pos = torch.arange(seq_len, device=device)
         dist = pos[:, None] - pos[None, :]
-        causal = torch.zeros(seq_len, seq_len, device=device, dtype=self.embed.weight.dtype)
+        causal = torch.zeros(seq_len, seq_len, device=device, dtype=self.dtype)
         causal.masked_fill_(dist < 0, float("-inf"))
         return self._buckets(dist), causal
 
@@ -196,14 +201,14 @@ class CausalTransformer(BaseModel):
         (grown automatically when a row goes past it)."""
         c = self.config
         shape = (batch_size, c.n_heads, capacity, c.d_model // c.n_heads)
-        kw = {"device": self.device, "dtype": self.embed.weight.dtype}
+        kw = {"device": self.device, "dtype": self.dtype}
         return TransformerState(
             keys=[torch.zeros(shape, **kw) for _ in range(c.n_layers)],
             values=[torch.zeros(shape, **kw) for _ in range(c.n_layers)],
             pos=torch.zeros(batch_size, dtype=torch.long, device=self.device),
         )
 
-    def _step_context(self, state: TransformerState) -> _StepCtx:
+    def _step_context(self, state: TransformerState, active: Tensor | None) -> _StepCtx:
         if not isinstance(state, TransformerState):
             raise TypeError(f"expected a TransformerState, got {type(state).__name__}")
         lo, hi = (int(x) for x in state.pos.aminmax()) if state.batch_size else (0, 0)
@@ -214,7 +219,7 @@ class CausalTransformer(BaseModel):
         # all rows at the same step (the usual case): one bias row broadcast over the batch
         pos = state.pos[:1] if lo == hi else state.pos
         dist = pos[:, None] - keys[None, :]  # (B or 1, n)
-        invalid = torch.zeros(dist.shape, device=dev, dtype=self.embed.weight.dtype)
+        invalid = torch.zeros(dist.shape, device=dev, dtype=self.dtype)
         invalid.masked_fill_(dist < 0, float("-inf"))
         return _StepCtx(
             rows=torch.arange(state.batch_size, device=dev),
@@ -223,6 +228,7 @@ class CausalTransformer(BaseModel):
             n_keys=n,
             buckets=self._buckets(dist),
             invalid=invalid[:, None, None, :],
+            active=None if active is None else active.to(device=dev, dtype=torch.bool),
         )
 
     def _block_step(self, i: int, x: Tensor, state: TransformerState, ctx: _StepCtx) -> Tensor:
@@ -233,5 +239,5 @@ class CausalTransformer(BaseModel):
         x = x + y
         return x + blk.mlp(blk.ln2(x))
 
-    def _advance(self, state: TransformerState) -> None:
-        state.pos = state.pos + 1
+    def _advance(self, state: TransformerState, active: Tensor | None) -> None:
+        state.pos = state.pos + (1 if active is None else active.to(state.pos.device).long())

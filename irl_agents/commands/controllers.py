@@ -1,0 +1,56 @@
+"""``irl controllers``: ground-truth subgoal controllers, success vs insertion layer."""
+
+from __future__ import annotations
+
+import argparse
+
+from irl_agents.commands import add_common
+from irl_agents.reporting import table
+from irl_envs.atomic import write_json
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("controllers", help="steer the base model with ground-truth controllers",
+                       description="Train one linear controller per subgoal at each layer, "
+                                   "switch them on in the true order of the post-training task "
+                                   "and report success (the paper's Fig. 4).")
+    p.add_argument("--model", required=True, help="base model folder")
+    p.add_argument("--dataset", required=True, help="clean expert demonstrations")
+    p.add_argument("--env", choices=["grid", "ant"], default="grid")
+    p.add_argument("--layers", type=int, nargs="*", help="boundaries to sweep (default all)")
+    p.add_argument("--rank", type=int, default=16, help="controller rank (0: full)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--eval-episodes", type=int, default=500)
+    p.add_argument("--greedy", action="store_true", help="evaluate with argmax actions")
+    p.add_argument("--plot", metavar="PNG", help="write success vs layer")
+    add_common(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from irl_agents.controllers import (
+        ControllerConfig,
+        evaluate_controllers,
+        plot_layer_sweep,
+        train_controllers,
+    )
+    from irl_agents.models import load_model
+    from irl_envs.datasets import load_dataset
+
+    model, data = load_model(args.model), load_dataset(args.dataset)
+    layers = args.layers if args.layers else list(range(model.n_layers + 1))
+    base = evaluate_controllers(model, None, ControllerConfig(
+        eval_episodes=args.eval_episodes, seed=args.seed, greedy=args.greedy), env=args.env)
+    rows = [{"layer": "none", **base}]
+    for layer in layers:
+        cfg = ControllerConfig(layer=layer, rank=args.rank, steps=args.steps, seed=args.seed,
+                               eval_episodes=args.eval_episodes, greedy=args.greedy)
+        bank, info = train_controllers(model, data, cfg, progress=not args.no_progress)
+        rows.append({"layer": layer, **evaluate_controllers(model, bank, cfg, env=args.env),
+                     **info})
+    print(table(rows))
+    if args.plot:
+        plot_layer_sweep(rows, args.plot)
+    if args.json:
+        write_json(args.json, {"rows": rows, "model": args.model, "seed": args.seed})
+    return 0

@@ -1,0 +1,55 @@
+"""``irl discover``: train metacontrollers (one, or an alpha sweep) and score switching."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from irl_agents.commands import add_common
+from irl_agents.reporting import table
+from irl_envs.atomic import write_json
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    from irl_agents.discovery import DiscoverConfig
+
+    d = DiscoverConfig()
+    p = sub.add_parser("discover", help="train the metacontroller (unsupervised)",
+                       description="Train a metacontroller on a frozen (or co-trained) base "
+                                   "model and score its switching against subgoal boundaries.")
+    p.add_argument("--base", required=True, help="pretrained base model folder")
+    p.add_argument("--dataset", required=True, help="demonstrations")
+    p.add_argument("--out", default=d.out_dir, help="output folder")
+    p.add_argument("--alpha", type=float, nargs="+", default=[d.alpha],
+                   help="KL weight(s); several values run a sweep into OUT/alpha-A")
+    p.add_argument("--layer", type=int, default=None, help="boundary (default L/2)")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--rank", type=int, default=d.rank)
+    p.add_argument("--n-z", type=int, default=d.n_z)
+    p.add_argument("--force-switch", action="store_true", help="ablation: beta = 1 always")
+    p.add_argument("--cotrain", choices=["frozen", "pretrained", "scratch"], default=d.cotrain)
+    add_common(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from irl_agents.discovery import DiscoverConfig, discover
+
+    rows = []
+    for alpha in args.alpha:
+        out = Path(args.out) if len(args.alpha) == 1 else Path(args.out) / f"alpha-{alpha:g}"
+        cfg = DiscoverConfig(base=args.base, dataset=args.dataset, out_dir=str(out), alpha=alpha,
+                             layer=args.layer, steps=args.steps, batch_size=args.batch_size,
+                             lr=args.lr, rank=args.rank, n_z=args.n_z,
+                             force_switch=args.force_switch, cotrain=args.cotrain,
+                             seed=args.seed, progress=not args.no_progress)
+        summary = discover(cfg)
+        rows.append({"alpha": alpha, **{k: round(v, 4) for k, v in summary["alignment"].items()},
+                     "seconds": summary["seconds"], "out": str(out)})
+    print(table(rows))
+    if args.json:
+        write_json(args.json, {"rows": rows, "config": dataclasses.asdict(cfg)})
+    return 0

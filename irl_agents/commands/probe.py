@@ -1,0 +1,40 @@
+"""``irl probe``: linear probes of the current subgoal at every layer boundary."""
+
+from __future__ import annotations
+
+import argparse
+
+from irl_agents.commands import add_common
+from irl_agents.reporting import table
+from irl_envs.atomic import write_json
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("probe", help="probe the residual stream for the current subgoal",
+                       description="Fit a linear subgoal probe at every layer boundary and "
+                                   "report held-out accuracy (the paper's Fig. 3).")
+    p.add_argument("--model", required=True, nargs="+", help="base model folder(s)")
+    p.add_argument("--dataset", required=True, help="demonstrations with subgoal labels")
+    p.add_argument("--episodes", type=int, default=2000, help="episodes used (default 2000)")
+    p.add_argument("--plot", metavar="PNG", help="write accuracy vs layer")
+    add_common(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from irl_agents.models import load_model
+    from irl_agents.probe import plot_probe, probe_subgoals
+    from irl_envs.datasets import load_dataset
+
+    data = load_dataset(args.dataset)
+    results, rows = [], []
+    for path in args.model:
+        res = probe_subgoals(load_model(path), data, args.episodes, seed=args.seed)
+        results.append(res)
+        rows += [{"model": path, **r, "chance": round(res.chance, 4)} for r in res.rows()]
+    print(table(rows))
+    if args.plot:
+        plot_probe({"base model": results}, args.plot)
+    if args.json:
+        write_json(args.json, {"rows": rows})
+    return 0

@@ -1,0 +1,295 @@
+"""The latent-action environment: internal RL's view of the world (PAPER §6, Algorithms 1-2).
+
+The frozen base model, the metacontroller's decoder and switching unit, and the raw
+environment together form an environment whose action is a latent code ``z`` and whose
+steps last until the switching unit fires::
+
+    repeat:                                   (one latent step)
+        a_t ~ base.upper(e_t + U(z) e_t)      act with the steered residual
+        o_{t+1}, r = env.step(a_t);  R += r
+        h_t = GRU(e_t, h_{t-1});  e_{t+1} = base.lower(o_{t+1})
+        beta = switch(e_{t+1}, h_t, z)
+    until beta >= threshold or the episode ended
+    return observation (e_{t+1}, h_t), reward R
+
+Observation: ``[e_t, h_{t-1}]``, the residual at the controlled layer and the
+metacontroller's GRU summary of all earlier residuals: the same inputs its switching unit and
+encoder see, which makes the decision problem as Markov as the paper's recurrent policy sees
+it (a recurrent policy can still be used). Action: ``z`` in ``Box(-z_bound, z_bound)``; the
+default bound 4 holds the prior ``N(0, I)`` but for ~6e-5 of its mass per dimension.
+
+Raw actions are sampled from the steered base model with counter-based noise (a function of
+the row's seed, episode and raw step), so a batch replays single environments exactly.
+
+:class:`LatentCore` holds the batched logic once; :class:`LatentActionEnv` (Gymnasium,
+one environment) and :class:`LatentVecEnv` (Stable-Baselines3 ``VecEnv``, N environments, one
+batched base-model step per raw step) are thin fronts over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from irl_agents.metacontroller import Metacontroller
+from irl_agents.models import BaseModel
+from irl_agents.raw_batch import RawBatch
+from irl_envs.episode_rng import episode_bits
+
+_ACTION_STREAM = 7  # episode_rng stream of the raw-action noise
+
+
+class LatentCore:
+    """Batched latent-action environment logic over a :class:`RawBatch`.
+
+    Args:
+        base: frozen base model.
+        meta: metacontroller whose decoder and switching unit are used.
+        raw: the raw environments.
+        threshold: the switch fires when ``beta >= threshold``.
+        z_bound: latent actions are clipped to ``[-z_bound, z_bound]``.
+        greedy: take the base model's most likely raw action instead of sampling.
+    """
+
+    def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
+                 threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+        if z_bound <= 0:
+            raise ValueError(f"z_bound must be > 0, got {z_bound}")
+        if meta.cfg.d_model != base.d_model:
+            raise ValueError(f"metacontroller width {meta.cfg.d_model} != base model width "
+                             f"{base.d_model}")
+        self.base, self.meta, self.raw = base.eval(), meta.eval(), raw
+        self.layer, self.threshold, self.z_bound, self.greedy = (meta.cfg.layer, threshold,
+                                                                 z_bound, greedy)
+        n, d, n_h = raw.num_envs, base.d_model, meta.cfg.n_h
+        self.n = n
+        self.obs_dim = d + n_h
+        self.state = base.initial_state(n)
+        self.e = torch.zeros(n, d)
+        self.h = torch.zeros(n, n_h)
+        self.raw_obs = torch.zeros(n, raw.observation_space.shape[0])
+        self.seed = np.zeros(n, dtype=np.uint64)
+        self.episode = np.zeros(n, dtype=np.uint64)
+        self.t = np.zeros(n, dtype=np.int64)
+        self.switch_times: list[list[int]] = [[] for _ in range(n)]
+        self._seeded = np.zeros(n, dtype=bool)
+
+    def observation(self) -> np.ndarray:
+        return torch.cat([self.e, self.h], 1).numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def reset(self, rows: np.ndarray, seeds: Sequence[int | None]) -> None:
+        """Start new episodes in ``rows`` (per-row seed or None to continue the stream)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        for row, seed in zip(rows.tolist(), seeds, strict=True):
+            if seed is not None:
+                self.seed[row], self.episode[row], self._seeded[row] = np.uint64(seed), 0, True
+            elif not self._seeded[row]:
+                self.seed[row] = np.uint64(np.random.SeedSequence().entropy % 2**62)
+                self._seeded[row] = True
+            else:
+                self.episode[row] += np.uint64(1)
+            self.t[row] = 0
+            self.switch_times[row] = [0]
+        obs = self.raw.reset(rows, seeds)
+        mask = torch.zeros(self.n, dtype=torch.bool)
+        mask[torch.as_tensor(rows)] = True
+        self.base.reset_state_rows(self.state, mask)
+        self.raw_obs[torch.as_tensor(rows)] = torch.as_tensor(obs)
+        e, self.state = self.base.step_lower(self.raw_obs, self.state, self.layer, active=mask)
+        self.e[mask] = e[mask]
+        self.h[mask] = 0.0
+
+    def _sample(self, out, rows: np.ndarray) -> np.ndarray:
+        """Raw actions for ``rows`` from counter-based uniforms (Gumbel-max / Box-Muller)."""
+        width = 2 * self.raw.action_space.shape[0] if self._continuous else out.logits.shape[1]
+        u = episode_bits(self.seed[rows], self.episode[rows], _ACTION_STREAM, self.t[rows], width)
+        u = torch.as_tensor(((u >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53)
+        idx = torch.as_tensor(rows)
+        if not self._continuous:
+            logits = out.logits[idx].double()
+            if self.greedy:
+                return logits.argmax(-1).numpy()
+            return (logits - torch.log(-torch.log(u))).argmax(-1).numpy()
+        mean, std = out.mean[idx].double(), out.log_std[idx].double().exp()
+        if self.greedy:
+            return mean.float().numpy()
+        a = mean.shape[1]
+        normal = torch.sqrt(-2 * torch.log(u[:, :a])) * torch.cos(2 * torch.pi * u[:, a:])
+        return (mean + std * normal).float().numpy()
+
+    @property
+    def _continuous(self) -> bool:
+        return not self.base.config.discrete
+
+    @torch.no_grad()
+    def step(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """One latent step for every row. Returns ``(reward, terminated, truncated, infos)``;
+        observations are read from :meth:`observation` afterwards."""
+        z = torch.as_tensor(np.clip(np.asarray(z, dtype=np.float32).reshape(self.n, -1),
+                                    -self.z_bound, self.z_bound))
+        controller = self.meta.decode(z)
+        reward = np.zeros(self.n, dtype=np.float32)
+        terminated = np.zeros(self.n, dtype=bool)
+        truncated = np.zeros(self.n, dtype=bool)
+        raw_steps = np.zeros(self.n, dtype=np.int64)
+        running = np.ones(self.n, dtype=bool)
+        while running.any():
+            rows = np.flatnonzero(running)
+            act = torch.as_tensor(running)
+            out, self.state = self.base.step_upper(controller(self.e), self.state, self.layer,
+                                                   predict_obs=False, active=act)
+            actions = self._sample(out, rows)
+            obs, r, term, trunc = self.raw.step(rows, actions)
+            self.t[rows] += 1
+            raw_steps[rows] += 1
+            reward[rows] += r
+            terminated[rows], truncated[rows] = term, trunc
+            ended = term | trunc
+            cont = np.zeros(self.n, dtype=bool)
+            cont[rows[~ended]] = True
+            running[rows[ended]] = False
+            if not cont.any():
+                break
+            cmask = torch.as_tensor(cont)
+            self.raw_obs[torch.as_tensor(rows)] = torch.as_tensor(obs)
+            e_new, self.state = self.base.step_lower(self.raw_obs, self.state, self.layer,
+                                                     active=cmask)
+            h_new = self.meta.history_step(self.e, self.h)
+            self.h = torch.where(cmask[:, None], h_new, self.h)
+            self.e = torch.where(cmask[:, None], e_new, self.e)
+            beta = self.meta.switch_prob(self.e, self.h, z).numpy()
+            switched = cont & (beta >= self.threshold)
+            for row in np.flatnonzero(switched).tolist():
+                self.switch_times[row].append(int(self.t[row]))
+            running &= ~switched
+        infos = []
+        for row in range(self.n):
+            info = self.raw.info(row)
+            info.update(raw_steps=int(raw_steps[row]), episode_raw_steps=int(self.t[row]),
+                        switch_times=list(self.switch_times[row]))
+            info["is_success"] = bool(info.get("is_success", False))
+            infos.append(info)
+        return reward, terminated, truncated, infos
+
+
+def _spaces(core: LatentCore) -> tuple[spaces.Box, spaces.Box]:
+    obs = spaces.Box(-np.inf, np.inf, (core.obs_dim,), np.float32)
+    n_z = core.meta.cfg.n_z
+    act = spaces.Box(-core.z_bound, core.z_bound, (n_z,), np.float32)
+    return obs, act
+
+
+class LatentActionEnv(gym.Env):
+    """Internal RL as a Gymnasium environment (one episode at a time).
+
+    ## Action space
+    ``Box(-z_bound, z_bound, (n_z,), float32)``: the latent code held until the next switch.
+
+    ## Observation space
+    ``Box(-inf, inf, (d + n_h,), float32)``: ``[e_t, h_{t-1}]`` (module docstring).
+
+    ## Rewards and episode end
+    The raw rewards accumulated over the latent step; terminated / truncated when the raw
+    episode is.
+
+    ## Info
+    The raw environment's info (``is_success``, ``task``, ``next_index``, ...) plus
+    ``raw_steps`` (raw steps of this latent step), ``episode_raw_steps`` and
+    ``switch_times`` (raw steps at which a new code was taken, 0 first).
+
+    Args:
+        base: frozen base model.
+        meta: trained metacontroller.
+        raw: a :class:`RawBatch` of one environment.
+        threshold, z_bound, greedy: see :class:`LatentCore`.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
+                 threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False) -> None:
+        if raw.num_envs != 1:
+            raise ValueError(f"LatentActionEnv needs a raw batch of 1 env, got {raw.num_envs}")
+        self.core = LatentCore(base, meta, raw, threshold, z_bound, greedy)
+        self.observation_space, self.action_space = _spaces(self.core)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"LatentActionEnv takes no reset options, got {sorted(options)}")
+        if seed is None and not self.core._seeded[0]:
+            seed = int(self.np_random.integers(2**63))
+        self.core.reset(np.zeros(1, dtype=np.int64), [seed])
+        return self.core.observation()[0], self.core.raw.info(0) | {"switch_times": [0]}
+
+    def step(self, action):
+        reward, term, trunc, infos = self.core.step(np.asarray(action)[None])
+        return self.core.observation()[0], float(reward[0]), bool(term[0]), bool(trunc[0]), infos[0]
+
+
+class LatentVecEnv(VecEnv):
+    """N latent-action environments for Stable-Baselines3, batched through one base model.
+
+    Each raw step runs one batched base-model step for the sub-environments still inside
+    their latent step; those that switched wait (their model state untouched) until all
+    have. Episodes reset automatically with SB3's conventions: the returned observation is
+    the next episode's first, the last one is in ``info["terminal_observation"]``.
+    """
+
+    def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
+                 threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False) -> None:
+        self.core = LatentCore(base, meta, raw, threshold, z_bound, greedy)
+        obs_space, act_space = _spaces(self.core)
+        self.render_mode = None
+        super().__init__(raw.num_envs, obs_space, act_space)
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        seeds = [None if s is None else int(s) for s in self._seeds] if any(
+            s is not None for s in self._seeds) else [None] * self.num_envs
+        self.core.reset(np.arange(self.num_envs), seeds)
+        self._reset_seeds()
+        self._reset_options()
+        self.reset_infos = [self.core.raw.info(i) for i in range(self.num_envs)]
+        return self.core.observation()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.float32)
+
+    def step_wait(self):
+        reward, term, trunc, infos = self.core.step(self._actions)
+        obs = self.core.observation()
+        done = term | trunc
+        if done.any():
+            rows = np.flatnonzero(done)
+            for row in rows.tolist():
+                infos[row]["terminal_observation"] = obs[row].copy()
+                infos[row]["TimeLimit.truncated"] = bool(trunc[row] and not term[row])
+            self.core.reset(rows, [None] * len(rows))
+            obs = self.core.observation()
+        return obs, reward, done, infos
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs):
+        return [getattr(self, method_name)(*method_args, **method_kwargs)
+                for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
