@@ -15,10 +15,12 @@ from collections.abc import Sequence
 _COMMANDS = (
     "irl_agents.commands.data",
     "irl_agents.commands.expert_eval",
+    "irl_envs.experts.ant_locomotion",
     "irl_agents.pretrain",
     "irl_agents.commands.probe",
     "irl_agents.commands.controllers",
     "irl_agents.commands.discover",
+    "irl_agents.commands.internal_rl",
 )
 
 

@@ -131,9 +131,11 @@ class LatentCore:
         return not self.base.config.discrete
 
     @torch.no_grad()
-    def step(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-        """One latent step for every row. Returns ``(reward, terminated, truncated, infos)``;
-        observations are read from :meth:`observation` afterwards."""
+    def step(self, z: np.ndarray, active: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """One latent step for every row (or the ``active`` rows; the others stand still).
+        Returns ``(reward, terminated, truncated, infos)``; observations are read from
+        :meth:`observation` afterwards."""
         z = torch.as_tensor(np.clip(np.asarray(z, dtype=np.float32).reshape(self.n, -1),
                                     -self.z_bound, self.z_bound))
         controller = self.meta.decode(z)
@@ -141,7 +143,7 @@ class LatentCore:
         terminated = np.zeros(self.n, dtype=bool)
         truncated = np.zeros(self.n, dtype=bool)
         raw_steps = np.zeros(self.n, dtype=np.int64)
-        running = np.ones(self.n, dtype=bool)
+        running = np.ones(self.n, dtype=bool) if active is None else np.array(active, dtype=bool)
         while running.any():
             rows = np.flatnonzero(running)
             act = torch.as_tensor(running)

@@ -120,3 +120,14 @@ class EnvListRawBatch(RawBatch):
 
     def progress(self) -> np.ndarray:
         return np.array([info.get("next_index", 0) for info in self._infos], dtype=np.int64)
+
+
+def make_raw_batch(env: str, task_set: str, num_envs: int) -> RawBatch:
+    """Raw environments of a family's task set: native rows for the gridworld, a list of
+    environments otherwise."""
+    from irl_envs.families import env_id
+
+    spec = gym.spec(env_id(env, task_set))
+    if env == "grid":
+        return GridRawBatch(num_envs, **spec.kwargs)
+    return EnvListRawBatch([gym.make(spec.id).unwrapped for _ in range(num_envs)])

@@ -48,6 +48,18 @@ def _grid_expert(eps: float, seed: int | None) -> Expert:
     return GridExpert(eps=eps, seed=seed)
 
 
+def _ant_vec(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    from irl_envs.experts.ant_expert import make_ant_vec
+
+    return make_ant_vec(env_id, num_envs, workers=2)  # both cores of the reference machine
+
+
+def _ant_expert(noise: float, seed: int | None) -> Expert:
+    from irl_envs.experts.ant_expert import AntExpert
+
+    return AntExpert(noise=noise, seed=seed)
+
+
 FAMILIES: dict[str, EnvFamily] = {
     "grid": EnvFamily(
         name="grid",
@@ -56,6 +68,14 @@ FAMILIES: dict[str, EnvFamily] = {
         make_vec=_grid_vec,
         make_expert=_grid_expert,
         subgoal=lambda colour: colour // 2,
+    ),
+    "ant": EnvFamily(
+        name="ant",
+        env_ids={"pretrain": f"{NAMESPACE}/AntSubgoalsPretrain-v0",
+                 "posttrain": f"{NAMESPACE}/AntSubgoals-v0"},
+        make_vec=_ant_vec,
+        make_expert=_ant_expert,
+        subgoal=lambda colour: np.asarray(colour),  # a subgoal is a single colour
     ),
 }
 

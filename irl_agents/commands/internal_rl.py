@@ -1,0 +1,45 @@
+"""``irl internal-rl``: RL over the metacontroller's latent codes."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from irl_agents.commands import add_common
+from irl_agents.reporting import key_values
+from irl_envs.atomic import write_json
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    from irl_agents.internal_rl import InternalRLConfig
+
+    d = InternalRLConfig()
+    p = sub.add_parser("internal-rl", help="internal RL in the latent-action environment",
+                       description="Critic-free PPO over latent codes with a frozen base model "
+                                   "and metacontroller (PAPER §6).")
+    p.add_argument("--base", required=True, help="base model folder")
+    p.add_argument("--meta", required=True, help="metacontroller folder")
+    p.add_argument("--env", choices=["grid", "ant"], default=d.env)
+    p.add_argument("--task-set", choices=["pretrain", "posttrain"], default=d.task_set)
+    p.add_argument("--episodes", type=int, default=d.episodes, help="episode budget")
+    p.add_argument("--batch-episodes", type=int, default=d.batch_episodes)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--threshold", type=float, default=d.threshold, help="switch threshold")
+    p.add_argument("--out", default=d.out_dir, help="output folder (resumes if it matches)")
+    add_common(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from irl_agents.internal_rl import InternalRLConfig, internal_rl
+
+    cfg = InternalRLConfig(base=args.base, meta=args.meta, env=args.env, task_set=args.task_set,
+                           episodes=args.episodes, batch_episodes=args.batch_episodes,
+                           lr=args.lr, epochs=args.epochs, threshold=args.threshold,
+                           seed=args.seed, out_dir=args.out, progress=not args.no_progress)
+    summary = internal_rl(cfg)
+    print(key_values({k: v for k, v in summary.items() if k not in ("config", "versions")}))
+    if args.json:
+        write_json(args.json, summary | {"config": dataclasses.asdict(cfg)})
+    return 0
