@@ -75,34 +75,52 @@ class InternalRLConfig:
 @torch.no_grad()
 def collect(core: LatentCore, policy: LatentPolicy, seeds: list[int],
             generator: torch.Generator) -> tuple[Trajectories, dict]:
-    """Play one episode per row of ``core`` with ``policy``; returns the trajectories."""
+    """Play one episode per row of ``core`` with ``policy``; returns the trajectories.
+
+    Event-driven: a row that switches gets its next code at once, inside the same raw
+    iteration, so no row idles waiting for the others (unlike a lockstep ``VecEnv``).
+    """
     n = core.n
     core.reset(np.arange(n), seeds)
     state = policy.initial_state(n)
     done = np.zeros(n, dtype=bool)
     returns = np.zeros(n, dtype=np.float32)
     success = np.zeros(n, dtype=bool)
-    obs_l, z_l, lp_l, mask_l = [], [], [], []
-    latent_steps = raw_steps = 0
+    decisions: list[list[tuple]] = [[] for _ in range(n)]
+    need = np.arange(n)
+    raw_steps = 0
     while not done.all():
-        obs = torch.as_tensor(core.observation())
-        z, logp, state = policy.act(obs, state, generator)
-        reward, term, trunc, infos = core.step(z.numpy(), active=~done)
-        live = ~done
-        obs_l.append(obs)
-        z_l.append(z)
-        lp_l.append(logp)
-        mask_l.append(torch.as_tensor(live))
-        returns += reward * live
-        success |= live & np.array([i["is_success"] for i in infos])
-        latent_steps += int(live.sum())
-        raw_steps += sum(i["raw_steps"] for i, alive in zip(infos, live, strict=True) if alive)
-        done |= term | trunc
-    batch = Trajectories(obs=torch.stack(obs_l, 1), actions=torch.stack(z_l, 1),
-                         log_probs=torch.stack(lp_l, 1), mask=torch.stack(mask_l, 1),
+        if len(need):
+            idx = torch.as_tensor(need)
+            obs = torch.as_tensor(core.observation()[need])
+            z, logp, state_rows = policy.act(obs, state[:, idx], generator)
+            state[:, idx] = state_rows
+            for j, row in enumerate(need.tolist()):
+                decisions[row].append((obs[j], z[j], logp[j]))
+            core.begin(need, z.numpy())
+        stopped = core.raw_step()
+        raw_steps += int(core.running.sum()) + len(stopped)
+        returns[stopped] += core.reward[stopped]  # the stopped rows' latent-step rewards
+        ended = stopped[core.terminated[stopped] | core.truncated[stopped]]
+        for row in ended.tolist():
+            success[row] = core.info(row)["is_success"]
+        done[ended] = True
+        need = stopped[~done[stopped]]
+    lengths = [len(d) for d in decisions]
+    t_max = max(lengths)
+    obs_dim, n_z = core.obs_dim, core.meta.cfg.n_z
+    obs_t = torch.zeros(n, t_max, obs_dim)
+    z_t = torch.zeros(n, t_max, n_z)
+    lp_t = torch.zeros(n, t_max)
+    mask = torch.zeros(n, t_max, dtype=torch.bool)
+    for row, items in enumerate(decisions):
+        for t, (o, z, lp) in enumerate(items):
+            obs_t[row, t], z_t[row, t], lp_t[row, t] = o, z, lp
+        mask[row, : len(items)] = True
+    batch = Trajectories(obs=obs_t, actions=z_t, log_probs=lp_t, mask=mask,
                          returns=torch.as_tensor(returns))
     return batch, {"success_rate": float(success.mean()), "mean_return": float(returns.mean()),
-                   "latent_steps": latent_steps / n, "raw_steps": raw_steps / n}
+                   "latent_steps": float(np.mean(lengths)), "raw_steps": raw_steps / n}
 
 
 def save_policy(policy: LatentPolicy, out: Path, extra: dict) -> None:

@@ -38,7 +38,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from irl_agents.metacontroller import Metacontroller
-from irl_agents.models import BaseModel
+from irl_agents.models import BaseModel, LinearController
 from irl_agents.raw_batch import RawBatch
 from irl_envs.episode_rng import episode_bits
 
@@ -81,6 +81,19 @@ class LatentCore:
         self.t = np.zeros(n, dtype=np.int64)
         self.switch_times: list[list[int]] = [[] for _ in range(n)]
         self._seeded = np.zeros(n, dtype=bool)
+        # the latent step in progress, per row
+        self.z = torch.zeros(n, meta.cfg.n_z)
+        r = meta.cfg.rank
+        self.a = self.b = self.u = None
+        if r:
+            self.a, self.b = torch.zeros(n, d, r), torch.zeros(n, d, r)
+        else:
+            self.u = torch.zeros(n, d, d)
+        self.running = np.zeros(n, dtype=bool)
+        self.reward = np.zeros(n, dtype=np.float32)
+        self.raw_steps = np.zeros(n, dtype=np.int64)
+        self.terminated = np.zeros(n, dtype=bool)
+        self.truncated = np.zeros(n, dtype=bool)
 
     def observation(self) -> np.ndarray:
         return torch.cat([self.e, self.h], 1).numpy().astype(np.float32)
@@ -131,36 +144,44 @@ class LatentCore:
         return not self.base.config.discrete
 
     @torch.no_grad()
-    def step(self, z: np.ndarray, active: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-        """One latent step for every row (or the ``active`` rows; the others stand still).
-        Returns ``(reward, terminated, truncated, infos)``; observations are read from
-        :meth:`observation` afterwards."""
-        z = torch.as_tensor(np.clip(np.asarray(z, dtype=np.float32).reshape(self.n, -1),
-                                    -self.z_bound, self.z_bound))
-        controller = self.meta.decode(z)
-        reward = np.zeros(self.n, dtype=np.float32)
-        terminated = np.zeros(self.n, dtype=bool)
-        truncated = np.zeros(self.n, dtype=bool)
-        raw_steps = np.zeros(self.n, dtype=np.int64)
-        running = np.ones(self.n, dtype=bool) if active is None else np.array(active, dtype=bool)
-        while running.any():
-            rows = np.flatnonzero(running)
-            act = torch.as_tensor(running)
-            out, self.state = self.base.step_upper(controller(self.e), self.state, self.layer,
-                                                   predict_obs=False, active=act)
-            actions = self._sample(out, rows)
-            obs, r, term, trunc = self.raw.step(rows, actions)
-            self.t[rows] += 1
-            raw_steps[rows] += 1
-            reward[rows] += r
-            terminated[rows], truncated[rows] = term, trunc
-            ended = term | trunc
-            cont = np.zeros(self.n, dtype=bool)
-            cont[rows[~ended]] = True
-            running[rows[ended]] = False
-            if not cont.any():
-                break
+    def begin(self, rows: np.ndarray, z: np.ndarray) -> None:
+        """Give ``rows`` new latent codes ``z (R, n_z)``; they run until they switch or end."""
+        rows = np.asarray(rows, dtype=np.int64)
+        z = np.clip(np.asarray(z, dtype=np.float32).reshape(len(rows), -1), -self.z_bound,
+                    self.z_bound)
+        idx = torch.as_tensor(rows)
+        self.z[idx] = torch.as_tensor(z)
+        ctrl = self.meta.decode(self.z[idx])
+        if ctrl.is_full:
+            self.u[idx] = ctrl.u
+        else:
+            self.a[idx], self.b[idx] = ctrl.a, ctrl.b
+        self.running[rows] = True
+        self.reward[rows], self.raw_steps[rows] = 0.0, 0
+        self.terminated[rows], self.truncated[rows] = False, False
+
+    @torch.no_grad()
+    def raw_step(self) -> np.ndarray:
+        """Advance every running row by one raw step (one batched base-model step).
+
+        Returns the rows that stopped running: they switched or their episode ended.
+        """
+        rows = np.flatnonzero(self.running)
+        act = torch.as_tensor(self.running)
+        controller = LinearController(u=self.u) if self.u is not None else LinearController(
+            self.a, self.b)
+        out, self.state = self.base.step_upper(controller(self.e), self.state, self.layer,
+                                               predict_obs=False, active=act)
+        obs, r, term, trunc = self.raw.step(rows, self._sample(out, rows))
+        self.t[rows] += 1
+        self.raw_steps[rows] += 1
+        self.reward[rows] += r
+        self.terminated[rows], self.truncated[rows] = term, trunc
+        ended = rows[term | trunc]
+        cont = np.zeros(self.n, dtype=bool)
+        cont[rows[~(term | trunc)]] = True
+        self.running[ended] = False
+        if cont.any():
             cmask = torch.as_tensor(cont)
             self.raw_obs[torch.as_tensor(rows)] = torch.as_tensor(obs)
             e_new, self.state = self.base.step_lower(self.raw_obs, self.state, self.layer,
@@ -168,19 +189,33 @@ class LatentCore:
             h_new = self.meta.history_step(self.e, self.h)
             self.h = torch.where(cmask[:, None], h_new, self.h)
             self.e = torch.where(cmask[:, None], e_new, self.e)
-            beta = self.meta.switch_prob(self.e, self.h, z).numpy()
-            switched = cont & (beta >= self.threshold)
-            for row in np.flatnonzero(switched).tolist():
+            beta = self.meta.switch_prob(self.e, self.h, self.z).numpy()
+            switched = np.flatnonzero(cont & (beta >= self.threshold))
+            for row in switched.tolist():
                 self.switch_times[row].append(int(self.t[row]))
-            running &= ~switched
-        infos = []
-        for row in range(self.n):
-            info = self.raw.info(row)
-            info.update(raw_steps=int(raw_steps[row]), episode_raw_steps=int(self.t[row]),
-                        switch_times=list(self.switch_times[row]))
-            info["is_success"] = bool(info.get("is_success", False))
-            infos.append(info)
-        return reward, terminated, truncated, infos
+            self.running[switched] = False
+            ended = np.concatenate([ended, switched])
+        return ended
+
+    def info(self, row: int) -> dict[str, Any]:
+        """The raw info of ``row`` plus this latent step's and episode's switching record."""
+        info = self.raw.info(row)
+        info.update(raw_steps=int(self.raw_steps[row]), episode_raw_steps=int(self.t[row]),
+                    switch_times=list(self.switch_times[row]))
+        info["is_success"] = bool(info.get("is_success", False))
+        return info
+
+    def step(self, z: np.ndarray, active: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """One latent step for every row (or the ``active`` rows; the others stand still),
+        in lockstep: rows that switch early wait for the rest. Returns ``(reward, terminated,
+        truncated, infos)``; observations are read from :meth:`observation` afterwards."""
+        rows = np.arange(self.n) if active is None else np.flatnonzero(active)
+        self.begin(rows, np.asarray(z).reshape(self.n, -1)[rows])
+        while self.running.any():
+            self.raw_step()
+        return (self.reward.copy(), self.terminated.copy(), self.truncated.copy(),
+                [self.info(row) for row in range(self.n)])
 
 
 def _spaces(core: LatentCore) -> tuple[spaces.Box, spaces.Box]:
@@ -235,7 +270,8 @@ class LatentActionEnv(gym.Env):
 
     def step(self, action):
         reward, term, trunc, infos = self.core.step(np.asarray(action)[None])
-        return self.core.observation()[0], float(reward[0]), bool(term[0]), bool(trunc[0]), infos[0]
+        obs = self.core.observation()[0]
+        return obs, float(reward[0]), bool(term[0]), bool(trunc[0]), infos[0]
 
 
 class LatentVecEnv(VecEnv):

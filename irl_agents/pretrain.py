@@ -205,7 +205,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if likelihood == "auto":
         likelihood = "bernoulli" if _is_binary(data.observations) else "gaussian"
     obs_shape = cfg.model.obs_shape
-    if cfg.model.obs_encoder == "grid_conv" and obs_shape is None:
+    if cfg.model.obs_encoder in ("grid_conv", "grid_ego") and obs_shape is None:
         obs_shape = data.meta.get("obs_shape")
         if not obs_shape:
             raise ValueError(f"dataset {cfg.dataset} records no obs_shape; obs_encoder "
@@ -371,8 +371,10 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-layers", type=int, default=m.n_layers)
     p.add_argument("--n-heads", type=int, default=m.n_heads)
     p.add_argument("--d-mlp", type=int, default=m.d_mlp)
-    p.add_argument("--obs-encoder", choices=["linear", "grid_conv"], default=m.obs_encoder,
-                   help="observation encoder (grid_conv: CNN over the gridworld's planes)")
+    p.add_argument("--obs-encoder", choices=["linear", "grid_conv", "grid_ego"],
+                   default=m.obs_encoder,
+                   help="observation encoder (grid_conv: CNN over the gridworld's planes; "
+                        "grid_ego: the same, centred on the agent)")
     p.add_argument("--obs-likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto")
     p.add_argument("--obs-weight", "--lambda", dest="obs_weight", type=float, default=d.obs_weight)
     p.add_argument("--lr", type=float, default=d.lr)

@@ -554,12 +554,20 @@ def test_inactive_rows_are_left_untouched(kind, discrete):
         assert torch.allclose(torch.stack(outs[b]), full[b], atol=ATOL)
 
 
-def test_grid_conv_encoder():
+def grid_obs(b: int, t: int, c: int = 2, g: int = 3) -> torch.Tensor:
+    """Random object planes plus exactly one agent cell (the last plane) per step."""
+    planes = (torch.rand(b, t, c, g * g) < 0.3).float()
+    planes[:, :, -1] = torch.nn.functional.one_hot(torch.randint(0, g * g, (b, t)), g * g)
+    return planes.flatten(2)
+
+
+@pytest.mark.parametrize("encoder", ["grid_conv", "grid_ego"])
+def test_grid_encoders(encoder):
     cfg = ModelConfig(obs_dim=2 * 3 * 3, action_dim=4, d_model=16, n_layers=2, n_heads=2,
-                      d_mlp=32, obs_encoder="grid_conv", obs_shape=[2, 3, 3], conv_channels=4)
+                      d_mlp=32, obs_encoder=encoder, obs_shape=[2, 3, 3], conv_channels=4)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
-    obs = (torch.rand(2, 7, 18) < 0.3).float()
+    obs = grid_obs(2, 7)
     with torch.no_grad():
         full = model(obs).logits
         state = model.initial_state(2)
@@ -569,6 +577,27 @@ def test_grid_conv_encoder():
     with pytest.raises(ValueError, match="obs_shape"):
         ModelConfig(obs_dim=10, obs_encoder="grid_conv", obs_shape=[2, 3, 3])
     with pytest.raises(ValueError, match="obs_shape"):
-        build_model(ModelConfig(obs_dim=18, obs_encoder="grid_conv"))
+        build_model(ModelConfig(obs_dim=18, obs_encoder=encoder))
+
+
+def test_egocentric_window_is_centred_on_the_agent():
+    from irl_agents.models.encoders import EgocentricGridEncoder
+
+    enc = EgocentricGridEncoder((3, 4, 4), d_model=8, channels=2)
+    seen = {}
+
+    class Capture(torch.nn.Module):
+        def forward(self, y):
+            seen["w"] = y.view(-1, 3, 7, 7)
+            return y
+
+    enc.conv, enc.proj = torch.nn.Identity(), Capture()  # look at the window itself
+    obs = torch.zeros(3, 4, 4)
+    obs[2, 1, 2] = 1  # agent at (1, 2)
+    obs[0, 0, 0] = 1  # an object at (0, 0): up 1, left 2
+    enc(obs.reshape(1, -1))
+    w = seen["w"][0]
+    assert w[0].nonzero().tolist() == [[3 - 1, 3 - 2]]
+    assert w[2, 3, 3] == 0 and w[2, 0, 0] == 1  # off-grid plane: centre on the grid, corner off
     with pytest.raises(ValueError, match="obs_encoder"):
         ModelConfig(obs_encoder="mlp")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ModelKind = Literal["transformer", "ssm"]
-ObsEncoder = Literal["linear", "grid_conv"]
+ObsEncoder = Literal["linear", "grid_conv", "grid_ego"]
 ObsLikelihood = Literal["bernoulli", "gaussian"]
 
 
@@ -29,8 +29,9 @@ class ModelConfig:
     discrete: bool = True
     """True: categorical action head (logits). False: diagonal Gaussian (mean, log_std)."""
     obs_encoder: ObsEncoder = "linear"
-    """Map from observation to the residual stream: ``"linear"`` (paper) or ``"grid_conv"``
-    (two 3x3 convolutions over the ``obs_shape`` planes; see :mod:`.encoders`)."""
+    """Map from observation to the residual stream: ``"linear"`` (paper), ``"grid_conv"``
+    (two 3x3 convolutions over the ``obs_shape`` planes) or ``"grid_ego"`` (the planes
+    re-centred on the agent, then convolutions); see :mod:`.encoders`."""
     obs_shape: list[int] | None = None
     """``[C, H, W]`` planes of a ``grid_conv`` observation (gridworld: ``[13, 7, 7]``)."""
     conv_channels: int = 32
@@ -92,9 +93,9 @@ class ModelConfig:
                     "ModelConfig needs rel_pos_buckets >= 2 and rel_pos_max_distance > "
                     f"rel_pos_buckets // 2, got {self.rel_pos_buckets}, {self.rel_pos_max_distance}"
                 )
-        if self.obs_encoder not in ("linear", "grid_conv"):
-            raise ValueError("ModelConfig.obs_encoder must be 'linear' or 'grid_conv', "
-                             f"got {self.obs_encoder!r}")
+        if self.obs_encoder not in ("linear", "grid_conv", "grid_ego"):
+            raise ValueError("ModelConfig.obs_encoder must be 'linear', 'grid_conv' or "
+                             f"'grid_ego', got {self.obs_encoder!r}")
         if self.obs_shape is not None:
             shape = list(self.obs_shape)
             if len(shape) != 3 or shape[0] * shape[1] * shape[2] != self.obs_dim:
