@@ -556,7 +556,9 @@ class TrainConfig:
     time_limit_s: float = 0.0
     """Stop (checkpoint and export as usual) after this many wall seconds; 0: no limit."""
     resume: bool = False
-    """Continue from ``out/checkpoints/last.zip`` if present."""
+    """Continue from ``out/checkpoints/last.zip`` if present. These are SB3's own training
+    checkpoints, which use pickle: resume only from runs you made yourself. The exported
+    weights (what ships and what the expert loads) are safetensors + JSON."""
     status: str = "trained"
     """``status`` written into the exported weights' JSON."""
     progress: bool = True
