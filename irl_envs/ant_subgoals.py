@@ -30,6 +30,7 @@ from gymnasium.envs.mujoco import MujocoEnv
 from irl_envs import grid_logic
 from irl_envs.grid_render import EMPTY_RGB, WALL_RGB, colour_rgb
 from irl_envs.tasks import ANT_POSTTRAIN_TASK, Task, validate_tasks
+from irl_envs.validation import check_float, check_int
 
 DEFAULT_CELL_SIZE = 1.0
 """Side of a grid cell in metres. See the class docstring (## Arguments) for the choice."""
@@ -201,25 +202,6 @@ def arena_xml(grid_size: int, num_walls: int, cell_size: float, width: int, heig
 """
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {bound}, got {value}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a finite float, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} float, "
-                         f"got {value!r}")
-    return value
-
-
 class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
     r"""Ant-pinpad (``InternalRL/AntSubgoals-v0``, ``InternalRL/AntSubgoalsPretrain-v0``).
 
@@ -363,19 +345,19 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
                  height: int = 480, camera_name: str = "top"):
         utils.EzPickle.__init__(self, grid_size, num_colours, num_walls, cell_size, max_steps,
                                 tasks, task, frame_skip, render_mode, width, height, camera_name)
-        self.grid_size = g = _check_int("grid_size", grid_size, 2)
-        self.num_colours = _check_int("num_colours", num_colours, 1)
-        self.num_walls = _check_int("num_walls", num_walls, 0)
+        self.grid_size = g = check_int("grid_size", grid_size, 2)
+        self.num_colours = check_int("num_colours", num_colours, 1)
+        self.num_walls = check_int("num_walls", num_walls, 0)
         if self.num_colours + self.num_walls + 1 > g * g:
             raise ValueError(
                 f"num_colours + num_walls + 1 must be <= grid_size**2 = {g * g}, "
                 f"got {self.num_colours} + {self.num_walls} + 1"
             )
-        self.cell_size = _check_float("cell_size", cell_size, positive=True)
-        self.max_steps = _check_int("max_steps", max_steps, 1)
-        frame_skip = _check_int("frame_skip", frame_skip, 1)
-        width = _check_int("width", width, 1)
-        height = _check_int("height", height, 1)
+        self.cell_size = check_float("cell_size", cell_size, positive=True)
+        self.max_steps = check_int("max_steps", max_steps, 1)
+        frame_skip = check_int("frame_skip", frame_skip, 1)
+        width = check_int("width", width, 1)
+        height = check_int("height", height, 1)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} "
                              f"or None, got {render_mode!r}")
@@ -497,37 +479,12 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
                 raise ValueError(f"options['ant_xy'] = {xy!r} lies in a wall cell {(r, c)}")
             out["ant_xy"] = (x, y, cell)
         if options.get("ant_yaw") is not None:
-            out["ant_yaw"] = _check_float("options['ant_yaw']", options["ant_yaw"])
+            out["ant_yaw"] = check_float("options['ant_yaw']", options["ant_yaw"])
         return out
 
     def _pinned_layout(self, layout: Any) -> tuple[np.ndarray, int]:
-        if not isinstance(layout, dict) or set(layout) != {"agent", "colours", "walls"}:
-            raise ValueError("options['layout'] must be a dict with exactly the keys "
-                             "'agent', 'colours' and 'walls'")
-        colours, walls = list(layout["colours"]), list(layout["walls"])
-        if len(colours) != self.num_colours:
-            raise ValueError(f"options['layout']['colours'] must list {self.num_colours} cells "
-                             f"(num_colours), got {len(colours)}")
-        if len(walls) != self.num_walls:
-            raise ValueError(f"options['layout']['walls'] must list {self.num_walls} cells "
-                             f"(num_walls), got {len(walls)}")
-        flat = [self._cell(p) for p in [*colours, *walls, layout["agent"]]]
-        if len(set(flat)) != len(flat):
-            raise ValueError("options['layout'] cells must not overlap")
-        cells = np.full(self.grid_size ** 2, grid_logic.EMPTY, dtype=np.int64)
-        cells[flat[:-1]] = np.arange(self.num_colours + self.num_walls)
-        return cells, flat[-1]
-
-    def _cell(self, pos: Any) -> int:
-        try:
-            r, c = (int(v) for v in pos)
-        except (TypeError, ValueError):
-            raise ValueError(f"options['layout'] positions must be (row, col) pairs, "
-                             f"got {pos!r}") from None
-        if not (0 <= r < self.grid_size and 0 <= c < self.grid_size):
-            raise ValueError(f"options['layout'] position {pos!r} is off the "
-                             f"{self.grid_size}x{self.grid_size} grid")
-        return r * self.grid_size + c
+        return grid_logic.parse_layout(layout, self.grid_size, self.num_colours,
+                                       self.num_walls)
 
     def _sample_layout(self, task: Task, agent_cell: int | None) -> tuple[np.ndarray, int]:
         n, k = self.grid_size ** 2, self.num_colours + self.num_walls

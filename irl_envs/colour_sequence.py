@@ -20,18 +20,10 @@ from irl_envs import grid_logic
 from irl_envs.episode_rng import episode_bits
 from irl_envs.grid_render import render_ansi, render_rgb
 from irl_envs.tasks import GRID_POSTTRAIN_TASK, Task, validate_tasks
+from irl_envs.validation import check_int
 
 _MAX_LAYOUT_ATTEMPTS = 10_000
 _LAYOUT_STREAM, _TASK_STREAM = 0, 1
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {bound}, got {value}")
-    return int(value)
 
 
 class GridCore:
@@ -137,31 +129,7 @@ class GridCore:
         )
 
     def _pinned_layout(self, layout: dict[str, Any]) -> tuple[np.ndarray, int]:
-        if not isinstance(layout, dict) or set(layout) != {"agent", "colours", "walls"}:
-            raise ValueError("options['layout'] must be a dict with exactly the keys "
-                             "'agent', 'colours' and 'walls'")
-        colours, walls = list(layout["colours"]), list(layout["walls"])
-        if len(colours) != self.o:
-            raise ValueError(f"options['layout']['colours'] must list {self.o} cells "
-                             f"(num_colours), got {len(colours)}")
-        if len(walls) != self.w:
-            raise ValueError(f"options['layout']['walls'] must list {self.w} cells "
-                             f"(num_walls), got {len(walls)}")
-        flat = [self._cell(p, "options['layout']") for p in [*colours, *walls, layout["agent"]]]
-        if len(set(flat)) != len(flat):
-            raise ValueError("options['layout'] cells must not overlap")
-        cells = np.full(self.num_cells, grid_logic.EMPTY, dtype=np.int64)
-        cells[flat[:-1]] = np.arange(self.o + self.w)
-        return cells, flat[-1]
-
-    def _cell(self, pos: Any, name: str) -> int:
-        try:
-            r, c = (int(v) for v in pos)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} positions must be (row, col) pairs, got {pos!r}") from None
-        if not (0 <= r < self.g and 0 <= c < self.g):
-            raise ValueError(f"{name} position {pos!r} is off the {self.g}x{self.g} grid")
-        return r * self.g + c
+        return grid_logic.parse_layout(layout, self.g, self.o, self.w)
 
     def _encode(self, rows: np.ndarray) -> None:
         obs = np.zeros((len(rows), self.channels, self.num_cells), dtype=np.uint8)
@@ -232,10 +200,10 @@ class GridCore:
 
 def _make_core(num_envs: int, grid_size: int, num_colours: int, num_walls: int, max_steps: int,
                tasks: Sequence[Sequence[int]] | None, task: Sequence[int] | None) -> GridCore:
-    grid_size = _check_int("grid_size", grid_size, 2)
-    num_colours = _check_int("num_colours", num_colours, 1)
-    num_walls = _check_int("num_walls", num_walls, 0)
-    max_steps = _check_int("max_steps", max_steps, 1)
+    grid_size = check_int("grid_size", grid_size, 2)
+    num_colours = check_int("num_colours", num_colours, 1)
+    num_walls = check_int("num_walls", num_walls, 0)
+    max_steps = check_int("max_steps", max_steps, 1)
     if num_colours + num_walls + 1 > grid_size * grid_size:
         raise ValueError(
             f"num_colours + num_walls + 1 must be <= grid_size**2 = {grid_size**2}, "
@@ -396,7 +364,7 @@ class ColourSequenceVectorEnv(VectorEnv):
                  num_walls: int = 4, max_steps: int = 100,
                  tasks: Sequence[Sequence[int]] | None = None, task: Sequence[int] | None = None,
                  render_mode: str | None = None, copy: bool = True):
-        num_envs = _check_int("num_envs", num_envs, 1)
+        num_envs = check_int("num_envs", num_envs, 1)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} "
                              f"or None, got {render_mode!r}")

@@ -170,3 +170,40 @@ def solvable(cells: np.ndarray, agent: np.ndarray, tasks: np.ndarray, task_len: 
     length = tour_length(cells, agent, tasks, task_len, grid_size)
     limit = UNREACHABLE - 1 if max_steps is None else max_steps
     return length <= limit
+
+
+def parse_layout(layout: object, grid_size: int, num_colours: int,
+                 num_walls: int) -> tuple[np.ndarray, int]:
+    """Validate a ``reset(options={"layout": ...})`` value and build its cells.
+
+    ``layout`` is ``{"agent": (row, col), "colours": [(row, col), ...], "walls": [...]}``
+    with colour i at the i-th cell. Raises ``ValueError`` naming what is wrong.
+
+    Returns:
+        ``(cells (G*G,), agent cell)``.
+    """
+    name = "options['layout']"
+    if not isinstance(layout, dict) or set(layout) != {"agent", "colours", "walls"}:
+        raise ValueError(f"{name} must be a dict with exactly the keys 'agent', 'colours' "
+                         "and 'walls'")
+    colours, walls = list(layout["colours"]), list(layout["walls"])
+    if len(colours) != num_colours:
+        raise ValueError(f"{name}['colours'] must list {num_colours} cells (num_colours), "
+                         f"got {len(colours)}")
+    if len(walls) != num_walls:
+        raise ValueError(f"{name}['walls'] must list {num_walls} cells (num_walls), "
+                         f"got {len(walls)}")
+    flat = []
+    for pos in [*colours, *walls, layout["agent"]]:
+        try:
+            r, c = (int(v) for v in pos)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} positions must be (row, col) pairs, got {pos!r}") from None
+        if not (0 <= r < grid_size and 0 <= c < grid_size):
+            raise ValueError(f"{name} position {pos!r} is off the {grid_size}x{grid_size} grid")
+        flat.append(r * grid_size + c)
+    if len(set(flat)) != len(flat):
+        raise ValueError(f"{name} cells must not overlap")
+    cells = np.full(grid_size * grid_size, EMPTY, dtype=np.int64)
+    cells[flat[:-1]] = np.arange(num_colours + num_walls)
+    return cells, flat[-1]
