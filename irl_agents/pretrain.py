@@ -70,6 +70,8 @@ class PretrainConfig:
     """AdamW weight decay (paper: 0.03)."""
     warmup_steps: int = 100
     """Linear learning-rate warmup steps."""
+    lr_schedule: str = "constant"
+    """After warmup: ``"constant"``, or ``"cosine"`` decay to 10% of ``lr`` at ``steps``."""
     grad_clip: float = 1.0
     """Max global gradient norm (0 disables clipping)."""
     batch_size: int = 64
@@ -189,6 +191,18 @@ def _load_checkpoint(ckpt_root: Path) -> tuple[Path, int] | None:
 
 
 # ---------------------------------------------------------------------------------- training
+def learning_rate(cfg: PretrainConfig, step: int) -> float:
+    """Linear warmup, then constant or cosine decay (to 10% of ``cfg.lr`` at ``cfg.steps``)."""
+    warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    if cfg.lr_schedule == "constant":
+        return cfg.lr * warm
+    if cfg.lr_schedule != "cosine":
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
+    progress = min(1.0, max(0.0, (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)))
+    return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+
 def pretrain(cfg: PretrainConfig) -> Path:
     """Train a base model; returns the folder of the final model (``out_dir/model``)."""
     from irl_envs.datasets import load_dataset
@@ -307,7 +321,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         rng = np.random.default_rng([cfg.seed, step])
         idx = similar_length_batch(data, train_idx, cfg.batch_size, rng)
         obs, acts, mask = batch(idx)
-        lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+        lr = learning_rate(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
         total, parts = model.loss(obs, acts, mask, cfg.obs_weight)
@@ -379,6 +393,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--obs-weight", "--lambda", dest="obs_weight", type=float, default=d.obs_weight)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--log-every", type=int, default=d.log_every)
@@ -407,6 +422,7 @@ def _run(args: argparse.Namespace) -> int:
         obs_weight=args.obs_weight,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
         batch_size=args.batch_size,
         steps=args.steps,
         seed=args.seed,

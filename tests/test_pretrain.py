@@ -173,3 +173,17 @@ def test_cli_subcommand(tmp_path):
     assert args.run(args) == 0
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     assert "total" in json.loads((tmp_path / "r.json").read_text())
+
+
+def test_learning_rate_schedules():
+    from irl_agents.pretrain import learning_rate
+
+    cfg = PretrainConfig(lr=1.0, warmup_steps=10, steps=110)
+    assert learning_rate(cfg, 0) == pytest.approx(0.1) and learning_rate(cfg, 50) == 1.0
+    cfg.lr_schedule = "cosine"
+    assert learning_rate(cfg, 9) == pytest.approx(1.0)
+    assert learning_rate(cfg, 60) == pytest.approx(0.55)
+    assert learning_rate(cfg, 110) == pytest.approx(0.1)
+    cfg.lr_schedule = "linear"
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate(cfg, 0)
