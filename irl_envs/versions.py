@@ -5,7 +5,8 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-_PACKAGES = ("internal-rl", "numpy", "gymnasium", "mujoco", "torch", "stable-baselines3")
+_PACKAGES = ("internal-rl", "numpy", "gymnasium", "mujoco", "torch", "stable-baselines3",
+             "safetensors")
 
 
 def versions() -> dict[str, str]:

@@ -10,10 +10,6 @@ everything and raises ``ValueError`` naming the file and the problem.
 from __future__ import annotations
 
 import json
-import os
-import platform
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +19,8 @@ from safetensors.torch import save_file
 
 from irl_agents.models.base import BaseModel
 from irl_agents.models.config import ModelConfig
+from irl_envs.atomic import atomic_path, write_json
+from irl_envs.versions import versions
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -30,55 +28,9 @@ FORMAT_NAME = "internal-rl-model"
 FORMAT_VERSION = 1
 
 
-def _package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("internal-rl")
-    except Exception:  # not installed (source checkout)
-        return "unknown"
-
-
-def versions() -> dict[str, str]:
-    """Versions recorded in every artifact's ``config.json``."""
-    import safetensors
-
-    return {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "internal_rl": _package_version(),
-        "safetensors": safetensors.__version__,
-    }
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` for a temporary file next to ``path``, fsync it, then
-    ``os.replace`` it onto ``path``. The temporary file is removed on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def save_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
     """Atomically write ``data`` as indented JSON."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-
-    return atomic_write(path, write)
+    return write_json(path, data)
 
 
 def save_tensors_atomic(
@@ -86,7 +38,9 @@ def save_tensors_atomic(
 ) -> Path:
     """Atomically write ``tensors`` (detached, contiguous, CPU copies) as safetensors."""
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+    with atomic_path(path) as tmp:
+        save_file(clean, str(tmp), metadata=metadata)
+    return Path(path)
 
 
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
