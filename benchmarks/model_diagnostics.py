@@ -42,11 +42,18 @@ def main() -> None:
     correct = out.logits.argmax(-1) == batch.actions
     odd = (batch.targets % 2 == 1) & mask
     even = (batch.targets % 2 == 0) & mask
+    # The step right after entering colour 2k: the agent stands on it, so the target (2k+1)
+    # is in the current observation; no memory needed.
+    entered_even = torch.zeros_like(mask)
+    entered_even[:, 1:] = (batch.targets[:, 1:] != batch.targets[:, :-1]) & mask[:, 1:]
+    entered_even &= batch.targets % 2 == 1
     print(f"action NLL, full context: {float(-(full * mask).sum() / mask.sum()):.3f}")
     print(f"action NLL, each step alone: {float(-(alone * mask).sum() / mask.sum()):.3f}")
     print(f"accuracy, target = partner of the colour just entered: "
           f"{float(correct[odd].float().mean()):.3f}")
     print(f"accuracy, other steps: {float(correct[even].float().mean()):.3f}")
+    print(f"accuracy, first step on colour 2k (target 2k+1 in view): "
+          f"{float(correct[entered_even].float().mean()):.3f}")
     core = gym.make(data.meta["env_id"]).unwrapped.core
     fatal = fatal_mass(out.logits.softmax(-1).numpy(), batch.obs.numpy(), batch.targets.numpy(),
                        core.channels, core.g, core.o)[mask.numpy()]
