@@ -33,10 +33,6 @@ class EgoPlusTarget(nn.Module):
         self.ego = EgocentricGridEncoder((13, 7, 7), D, 32)
         self.target = nn.Linear(COLOURS, D)
 
-    @property
-    def weight(self) -> Tensor:
-        return self.target.weight
-
     def forward(self, x: Tensor) -> Tensor:
         return self.ego(x[..., :OBS]) + self.target(x[..., OBS:])
 
