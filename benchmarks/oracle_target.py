@@ -37,8 +37,8 @@ class EgoPlusTarget(nn.Module):
         return self.ego(x[..., :OBS]) + self.target(x[..., OBS:])
 
 
-def with_target(batch: EpisodeBatch) -> Tensor:
-    onehot = nn.functional.one_hot(batch.targets.clamp_min(0), COLOURS).float()
+def with_target(batch: EpisodeBatch, oracle: bool = True) -> Tensor:
+    onehot = nn.functional.one_hot(batch.targets.clamp_min(0), COLOURS).float() * oracle
     return torch.cat([batch.obs, onehot * batch.mask[..., None]], -1)
 
 
@@ -46,12 +46,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="data/grid-pretrain-20k.safetensors")
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--mlp", choices=["relu", "swiglu"], default="relu")
+    parser.add_argument("--oracle", type=int, default=1, help="1: give the target; 0: do not")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     data = load_dataset(args.dataset)
     model = build_model(ModelConfig(obs_dim=OBS + COLOURS, action_dim=4, d_model=D, n_layers=4,
-                                    n_heads=4, d_mlp=256))
+                                    n_heads=4, d_mlp=256, mlp=args.mlp))
     model.embed = EgoPlusTarget()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.03)
     train, val = split_episodes(data.num_episodes, 0.05, 0)
@@ -60,14 +62,15 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         rng = np.random.default_rng([0, step])
         batch = pad_episodes(data, similar_length_batch(data, train, 64, rng))
-        loss, _ = model.loss(with_target(batch), batch.actions, batch.mask, 0.0)
+        loss, _ = model.loss(with_target(batch, bool(args.oracle)), batch.actions, batch.mask, 0.0)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 100 == 0:
             with torch.no_grad():
-                _, parts = model.loss(with_target(val_batch), val_batch.actions, val_batch.mask)
+                _, parts = model.loss(with_target(val_batch, bool(args.oracle)),
+                                      val_batch.actions, val_batch.mask)
             print(f"step {step} ({time.perf_counter() - start:.0f} s): val action NLL "
                   f"{float(parts['action_nll']):.3f}, accuracy {float(parts['action_acc']):.3f}")
 

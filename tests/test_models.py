@@ -601,3 +601,15 @@ def test_egocentric_window_is_centred_on_the_agent():
     assert w[2, 3, 3] == 0 and w[2, 0, 0] == 1  # off-grid plane: centre on the grid, corner off
     with pytest.raises(ValueError, match="obs_encoder"):
         ModelConfig(obs_encoder="mlp")
+
+
+def test_swiglu_transformer_step_equals_forward():
+    model = make_model("transformer", True, mlp="swiglu")
+    obs = make_obs(2, 9, True)
+    with torch.no_grad():
+        full = action_params(model(obs))
+        state = init_state(model, 2)
+        steps = [action_params(model.step(obs[:, t], state)[0]) for t in range(9)]
+    assert torch.allclose(torch.stack(steps, 1), full, atol=ATOL)
+    with pytest.raises(ValueError, match="mlp"):
+        ModelConfig(mlp="gelu")

@@ -42,6 +42,8 @@ class ModelConfig:
     """Number of residual blocks L (paper: 6 transformer / 8 SSM). Layer boundaries 0..L."""
     n_heads: int = 4
     """Attention heads (transformer only); ``d_model`` must be divisible by it."""
+    mlp: str = "relu"
+    """Transformer MLP: ``"relu"`` (paper) or ``"swiglu"`` (gated, multiplicative)."""
     d_mlp: int = 256
     """Hidden width of the MLP in each block (paper: 512)."""
     rel_pos_buckets: int = 32
@@ -96,6 +98,8 @@ class ModelConfig:
         if self.obs_encoder not in ("linear", "grid_conv", "grid_ego"):
             raise ValueError("ModelConfig.obs_encoder must be 'linear', 'grid_conv' or "
                              f"'grid_ego', got {self.obs_encoder!r}")
+        if self.mlp not in ("relu", "swiglu"):
+            raise ValueError(f"ModelConfig.mlp must be 'relu' or 'swiglu', got {self.mlp!r}")
         if self.obs_shape is not None:
             shape = list(self.obs_shape)
             if len(shape) != 3 or shape[0] * shape[1] * shape[2] != self.obs_dim:

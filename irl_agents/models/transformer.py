@@ -155,8 +155,20 @@ class _StepCtx:
     active: Tensor | None  # (B,) bool: rows that write their cache slot, None for all
 
 
+class GatedMLP(nn.Module):
+    """SwiGLU MLP, ``down(silu(gate(x)) * up(x))``: products of residual features in one layer."""
+
+    def __init__(self, d: int, hidden: int) -> None:
+        super().__init__()
+        self.gate, self.up = nn.Linear(d, hidden), nn.Linear(d, hidden)
+        self.down = nn.Linear(hidden, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
 class TransformerBlock(nn.Module):
-    """Pre-norm block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))`` (ReLU MLP)."""
+    """Pre-norm block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))`` (ReLU or SwiGLU MLP)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -164,7 +176,8 @@ class TransformerBlock(nn.Module):
         self.ln1 = nn.LayerNorm(d)
         self.attn = Attention(config)
         self.ln2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, config.d_mlp), nn.ReLU(), nn.Linear(config.d_mlp, d))
+        relu = nn.Sequential(nn.Linear(d, config.d_mlp), nn.ReLU(), nn.Linear(config.d_mlp, d))
+        self.mlp = GatedMLP(d, config.d_mlp) if config.mlp == "swiglu" else relu
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor, buckets: Tensor, causal: Tensor) -> Tensor:
