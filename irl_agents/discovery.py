@@ -6,13 +6,12 @@ its switching against the true subgoal boundaries, and writes::
 
     out_dir/metacontroller.safetensors + metacontroller.json   (atomic)
     out_dir/base/                      the co-trained base model (co-training only)
-    out_dir/metrics.csv, out_dir/tb/   logs (losses/..., charts/...)
+    out_dir/metrics.csv, out_dir/tb/   logs (losses/..., charts/...; step, wall_time, tag, value)
     out_dir/summary.json               final alignment and losses, config, versions, time
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import time
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 from irl_agents.episodes import EpisodeBatch, iterate_batches, pad_episodes, split_episodes
 from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig, Posterior
 from irl_agents.models import BaseModel, build_model, load_model, save_model
+from irl_agents.run_logger import RunLogger
 from irl_agents.switching import alignment
 from irl_envs.atomic import atomic_path, write_json
 from irl_envs.datasets import Demonstrations, load_dataset
@@ -169,11 +169,7 @@ def discover(cfg: DiscoverConfig) -> dict:
     train, val = split_episodes(data.num_episodes, 0.1, cfg.seed)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(out / "tb"))
-    with open(out / "metrics.csv", "w", newline="") as f:
-        csv.writer(f).writerow(["step", "tag", "value"])
+    logger = RunLogger(out)
     bar = tqdm(total=cfg.steps, desc=f"discover a={cfg.alpha}", disable=not cfg.progress)
     step = 0
     while step < cfg.steps:
@@ -188,19 +184,16 @@ def discover(cfg: DiscoverConfig) -> dict:
             step += 1
             bar.update()
             if step % cfg.log_every == 0 or step == cfg.steps:
-                scalars = {"losses/action_nll": parts["action_nll"], "losses/kl": parts["kl"],
-                           "charts/switch_rate": parts["switch_rate"]}
-                with open(out / "metrics.csv", "a", newline="") as f:
-                    for tag, value in scalars.items():
-                        writer.add_scalar(tag, float(value), step)
-                        csv.writer(f).writerow([step, tag, f"{float(value):.6g}"])
+                logger.log(step, {"losses/action_nll": parts["action_nll"],
+                                  "losses/kl": parts["kl"],
+                                  "charts/switch_rate": parts["switch_rate"]})
                 bar.set_postfix(nll=f"{float(parts['action_nll']):.3f}",
                                 kl=f"{float(parts['kl']):.2f}",
                                 sw=f"{float(parts['switch_rate']):.3f}")
             if step >= cfg.steps:
                 break
     bar.close()
-    writer.close()
+    logger.close()
     base.eval()
     meta.eval()
     score = score_switching(base, meta, data, val[: cfg.eval_episodes])

@@ -5,7 +5,7 @@ environments (one batched base-model step per raw step), and trains :class:`Late
 :func:`irl_agents.rl.ppo_update`, one batch of whole episodes at a time. It writes::
 
     out_dir/curve.csv           episodes, success_rate, mean_return, raw/latent steps, seconds
-    out_dir/tb/                 TensorBoard (charts/success_rate, losses/...)
+    out_dir/tb/, metrics.csv    TensorBoard and long-format CSV (charts/..., losses/...)
     out_dir/policy.safetensors  + policy.json (atomic, every batch: a resumable checkpoint)
     out_dir/summary.json        config, versions, success before RL and at the end, wall time
 """
@@ -30,6 +30,7 @@ from irl_agents.latent_policy import LatentPolicy
 from irl_agents.models import load_model
 from irl_agents.raw_batch import make_raw_batch
 from irl_agents.rl import PPOConfig, Trajectories, ppo_update
+from irl_agents.run_logger import RunLogger
 from irl_envs.atomic import atomic_path, write_json
 from irl_envs.versions import versions
 
@@ -155,9 +156,7 @@ def internal_rl(cfg: InternalRLConfig) -> dict:
         if _resumable(saved.get("config", {})) == _resumable(dataclasses.asdict(cfg)):
             policy.load_state_dict(load_file(str(out / "policy.safetensors")))
             done_batches = int(saved["batches"])
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(out / "tb"))
+    logger = RunLogger(out, resume_step=done_batches * n)
     curve_path = out / "curve.csv"
     if done_batches == 0:
         with open(curve_path, "w", newline="") as f:
@@ -180,16 +179,14 @@ def internal_rl(cfg: InternalRLConfig) -> dict:
         with open(curve_path, "a", newline="") as f:
             csv.writer(f).writerow([episodes, stats["success_rate"], stats["mean_return"],
                                     stats["latent_steps"], stats["raw_steps"], round(elapsed, 1)])
-        for key, value in stats.items():
-            writer.add_scalar(f"charts/{key}", value, episodes)
-        for key, value in losses.items():
-            writer.add_scalar(f"losses/{key}", value, episodes)
+        logger.log(episodes, {**{f"charts/{k}": v for k, v in stats.items()},
+                              **{f"losses/{k}": v for k, v in losses.items()}})
         save_policy(policy, out, {"config": dataclasses.asdict(cfg), "batches": k + 1,
                                   "obs_dim": core.obs_dim, "n_z": meta.cfg.n_z})
         bar.update(n)
         bar.set_postfix(success=f"{stats['success_rate']:.3f}")
     bar.close()
-    writer.close()
+    logger.close()
     summary = {"config": dataclasses.asdict(cfg), "versions": versions(),
                "success_before_rl": first["success_rate"] if first else None,
                "final_success_rate": last["success_rate"] if last else None,

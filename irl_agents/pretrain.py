@@ -21,7 +21,6 @@ seeded with ``(seed, step)``).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import math
@@ -46,6 +45,7 @@ from irl_agents.models import (
     save_model,
     save_tensors_atomic,
 )
+from irl_agents.run_logger import RunLogger
 
 
 @dataclass
@@ -278,23 +278,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
     save_json_atomic(out / "pretrain_config.json", cfg.to_dict() | {"model": model_cfg.to_dict()})
 
     # ---- logging
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(out / "tb"), purge_step=start_step if start_step else None)
-    csv_path = out / "metrics.csv"
-    if start_step == 0 or not csv_path.exists():
-        with open(csv_path, "w", newline="") as f:
-            csv.writer(f).writerow(["step", "wall_time", "tag", "value"])
-    t_start = time.time()
-
-    def log(step: int, scalars: dict[str, float]) -> None:
-        now = time.time()
-        with open(csv_path, "a", newline="") as f:
-            w = csv.writer(f)
-            for tag, value in scalars.items():
-                writer.add_scalar(tag, value, step)
-                w.writerow([step, f"{now - t_start:.2f}", tag, f"{value:.6g}"])
-        writer.flush()
+    logger = RunLogger(out, resume_step=start_step)
+    log = logger.log
 
     @torch.no_grad()
     def evaluate() -> dict[str, float]:
@@ -351,7 +336,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             _save_checkpoint(ckpt_root, done, model, opt, cfg, cfg.keep_checkpoints)
     bar.close()
-    writer.close()
+    logger.close()
 
     final_parts = {k: float(v) for k, v in parts.items()}
     model.eval()
