@@ -26,7 +26,7 @@ sysdeps:
 	  || echo "note: EGL libraries missing; MuJoCo rendering tests will be skipped"
 
 demo: $(STAMP)
-	$(BIN)/irl data --env grid --task-set pretrain --episodes 2000 --seed 0
+	$(BIN)/irl demo --seed 0
 
 test: $(STAMP) sysdeps
 	MUJOCO_GL=egl $(BIN)/python -m pytest -q

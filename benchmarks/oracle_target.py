@@ -19,18 +19,21 @@ from torch import Tensor, nn
 
 from irl_agents.episodes import EpisodeBatch, pad_episodes, similar_length_batch, split_episodes
 from irl_agents.models import ModelConfig, build_model
-from irl_agents.models.encoders import EgocentricGridEncoder
+from irl_agents.models.encoders import EgocentricGridEncoder, EgocentricObjectEncoder
 from irl_envs.datasets import load_dataset
 
 OBS, COLOURS, D = 637, 8, 128
 
 
 class EgoPlusTarget(nn.Module):
-    """The grid_ego encoder plus a linear embedding of the oracle target colour."""
+    """An agent-centred encoder plus a linear embedding of the oracle target colour."""
 
-    def __init__(self) -> None:
+    def __init__(self, encoder: str) -> None:
         super().__init__()
-        self.ego = EgocentricGridEncoder((13, 7, 7), D, 32)
+        if encoder == "grid_objects":
+            self.ego = EgocentricObjectEncoder((13, 7, 7), D, 16, COLOURS)
+        else:
+            self.ego = EgocentricGridEncoder((13, 7, 7), D, 32)
         self.target = nn.Linear(COLOURS, D)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -48,13 +51,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--mlp", choices=["relu", "swiglu"], default="relu")
     parser.add_argument("--oracle", type=int, default=1, help="1: give the target; 0: do not")
+    parser.add_argument("--encoder", choices=["grid_ego", "grid_objects"], default="grid_ego")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     data = load_dataset(args.dataset)
     model = build_model(ModelConfig(obs_dim=OBS + COLOURS, action_dim=4, d_model=D, n_layers=4,
                                     n_heads=4, d_mlp=256, mlp=args.mlp))
-    model.embed = EgoPlusTarget()
+    model.embed = EgoPlusTarget(args.encoder)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.03)
     train, val = split_episodes(data.num_episodes, 0.05, 0)
     val_batch = pad_episodes(data, val[:256])

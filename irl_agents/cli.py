@@ -21,6 +21,7 @@ _COMMANDS = (
     "irl_agents.commands.controllers",
     "irl_agents.commands.discover",
     "irl_agents.commands.internal_rl",
+    "irl_agents.commands.demo",
 )
 
 

@@ -8,6 +8,9 @@ its switching against the true subgoal boundaries, and writes::
     out_dir/base/                      the co-trained base model (co-training only)
     out_dir/metrics.csv, out_dir/tb/   logs (losses/..., charts/...; step, wall_time, tag, value)
     out_dir/summary.json               final alignment and losses, config, versions, time
+    out_dir/checkpoint/                resumable state (metacontroller, optimizer, step)
+
+A run that finds ``out_dir/checkpoint/`` with the same config resumes from it.
 """
 
 from __future__ import annotations
@@ -23,9 +26,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from irl_agents.episodes import EpisodeBatch, iterate_batches, pad_episodes, split_episodes
+from irl_agents.episodes import EpisodeBatch, pad_episodes, similar_length_batch, split_episodes
 from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig, Posterior
-from irl_agents.models import BaseModel, build_model, load_model, save_model
+from irl_agents.models import (
+    BaseModel,
+    build_model,
+    load_model,
+    load_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    save_json_atomic,
+    save_model,
+    save_tensors_atomic,
+)
 from irl_agents.run_logger import RunLogger
 from irl_agents.switching import alignment
 from irl_envs.atomic import atomic_path, write_json
@@ -45,6 +58,10 @@ class DiscoverConfig:
     """Output folder."""
     alpha: float = 0.1
     """Weight of the KL term (rate-distortion trade-off)."""
+    kl_warmup: int = 0
+    """Steps over which the KL weight rises linearly from 0 to ``alpha``. The decoder starts as
+    the identity, so at first z changes nothing and only the KL gradient acts on the encoder;
+    a warm-up lets the decoder learn to use z before rate is charged (0: none)."""
     layer: int | None = None
     """Boundary to control; ``None`` means L/2."""
     n_z: int = 8
@@ -74,6 +91,8 @@ class DiscoverConfig:
     """Seed of initialisation, batching and the episode split."""
     log_every: int = 50
     """Metrics every this many steps."""
+    checkpoint_every: int = 250
+    """Write a resumable checkpoint (``out_dir/checkpoint/``) every this many steps."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -101,18 +120,23 @@ def elbo_terms(base: BaseModel, meta: Metacontroller, batch: EpisodeBatch, alpha
 @torch.no_grad()
 def score_switching(base: BaseModel, meta: Metacontroller, data: Demonstrations,
                     index: np.ndarray, batch_size: int = 128) -> dict[str, float]:
-    """Alignment of the posterior's gates (posterior means) with subgoal boundaries."""
+    """Alignment of the posterior's gates (posterior means) with subgoal boundaries, and the
+    rate (KL per step, nats) and distortion (action NLL per step) of the held-out episodes."""
     betas, labels = [], []
-    nll, count = 0.0, 0
+    nll = kl = 0.0
+    count = 0
     for start in range(0, len(index), batch_size):
         batch = pad_episodes(data, index[start : start + batch_size])
         _, parts, post = elbo_terms(base, meta, batch, 0.0, sample=False)
         n = int(batch.mask.sum())
-        nll, count = nll + float(parts["action_nll"]) * n, count + n
+        nll += float(parts["action_nll"]) * n
+        kl += float(parts["kl"]) * n
+        count += n
         for i, length in enumerate(batch.mask.sum(1).tolist()):
             betas.append(post.beta[i, :length].numpy())
             labels.append(batch.subgoals[i, :length].numpy())
-    return {**alignment(betas, labels), "action_nll": nll / max(count, 1)}
+    return {**alignment(betas, labels), "action_nll": nll / max(count, 1),
+            "kl": kl / max(count, 1)}
 
 
 def save_metacontroller(meta: Metacontroller, folder: str | Path,
@@ -143,11 +167,34 @@ def load_metacontroller(folder: str | Path) -> Metacontroller:
     return meta
 
 
+def _save_state(folder: Path, step: int, meta: Metacontroller, base: BaseModel | None,
+                opt: torch.optim.Optimizer, cfg: DiscoverConfig) -> None:
+    """Resumable state; ``trainer.json`` is written last, so it marks a complete checkpoint."""
+    save_metacontroller(meta, folder)
+    if base is not None:
+        save_model(base, folder / "base")
+    tensors, layout = optimizer_to_tensors(opt)
+    save_tensors_atomic(folder / "optimizer.safetensors", tensors, metadata={"optimizer": layout})
+    save_json_atomic(folder / "trainer.json", {"step": step, "config": dataclasses.asdict(cfg)})
+
+
+def _resume_step(folder: Path, cfg: DiscoverConfig) -> int:
+    """Step of a complete checkpoint for this config in ``folder`` (0 if there is none)."""
+    marker = folder / "trainer.json"
+    if not marker.is_file():
+        return 0
+    saved = json.loads(marker.read_text())
+    same = {k: v for k, v in saved["config"].items() if k not in ("steps", "progress")}
+    mine = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("steps", "progress")}
+    if same != mine:
+        raise ValueError(f"{folder} holds a checkpoint of a different config; use a new out_dir")
+    return int(saved["step"])
+
+
 def discover(cfg: DiscoverConfig) -> dict:
     """Train one metacontroller; returns the summary (also written to ``summary.json``)."""
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     data = load_dataset(cfg.dataset)
     base = load_model(cfg.base)
     if cfg.cotrain == "scratch":
@@ -156,42 +203,56 @@ def discover(cfg: DiscoverConfig) -> dict:
         raise ValueError("cotrain must be 'frozen', 'pretrained' or 'scratch', "
                          f"got {cfg.cotrain!r}")
     frozen = cfg.cotrain == "frozen"
+    out = Path(cfg.out_dir)
+    ckpt = out / "checkpoint"
+    start_step = _resume_step(ckpt, cfg)
+    if start_step and not frozen:
+        base = load_model(ckpt / "base")
     for p in base.parameters():
         p.requires_grad_(not frozen)
     base.train(not frozen)
     layer = base.n_layers // 2 if cfg.layer is None else cfg.layer
     meta = Metacontroller(MetacontrollerConfig(d_model=base.d_model, layer=layer, n_z=cfg.n_z,
                                                rank=cfg.rank, force_switch=cfg.force_switch))
-    groups = [{"params": meta.parameters(), "lr": cfg.lr}]
+    if start_step:
+        meta.load_state_dict(load_metacontroller(ckpt).state_dict())
+    groups = [{"params": list(meta.parameters()), "lr": cfg.lr}]
     if not frozen:
-        groups.append({"params": base.parameters(), "lr": cfg.base_lr})
+        groups.append({"params": list(base.parameters()), "lr": cfg.base_lr})
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    if start_step:
+        tensors, layout = load_tensors(ckpt / "optimizer.safetensors")
+        optimizer_from_tensors(opt, tensors, layout["optimizer"])
     train, val = split_episodes(data.num_episodes, 0.1, cfg.seed)
-    out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    logger = RunLogger(out)
-    bar = tqdm(total=cfg.steps, desc=f"discover a={cfg.alpha}", disable=not cfg.progress)
-    step = 0
+    logger = RunLogger(out, resume_step=start_step)
+    bar = tqdm(total=cfg.steps, initial=start_step, desc=f"discover a={cfg.alpha}",
+               disable=not cfg.progress)
+    step = start_step
     while step < cfg.steps:
-        for batch in iterate_batches(data, train, cfg.batch_size, rng):
-            loss, parts, _ = elbo_terms(base, meta, batch, cfg.alpha,
-                                        obs_weight=0.0 if frozen else cfg.obs_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]]
-                                           if not frozen else meta.parameters(), 1.0)
-            opt.step()
-            step += 1
-            bar.update()
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                logger.log(step, {"losses/action_nll": parts["action_nll"],
-                                  "losses/kl": parts["kl"],
-                                  "charts/switch_rate": parts["switch_rate"]})
-                bar.set_postfix(nll=f"{float(parts['action_nll']):.3f}",
-                                kl=f"{float(parts['kl']):.2f}",
-                                sw=f"{float(parts['switch_rate']):.3f}")
-            if step >= cfg.steps:
-                break
+        # every step's batch and noise are a function of (seed, step): a resumed run
+        # continues exactly as the uninterrupted one would have
+        rng = np.random.default_rng([cfg.seed, step])
+        torch.manual_seed(int(rng.integers(2**62)))
+        batch = pad_episodes(data, similar_length_batch(data, train, cfg.batch_size, rng))
+        weight = cfg.alpha * min(1.0, step / cfg.kl_warmup) if cfg.kl_warmup else cfg.alpha
+        loss, parts, _ = elbo_terms(base, meta, batch, weight,
+                                    obs_weight=0.0 if frozen else cfg.obs_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+        opt.step()
+        step += 1
+        bar.update()
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            logger.log(step, {"losses/action_nll": parts["action_nll"],
+                              "losses/kl": parts["kl"],
+                              "charts/switch_rate": parts["switch_rate"]})
+            bar.set_postfix(nll=f"{float(parts['action_nll']):.3f}",
+                            kl=f"{float(parts['kl']):.2f}",
+                            sw=f"{float(parts['switch_rate']):.3f}")
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            _save_state(ckpt, step, meta, None if frozen else base, opt, cfg)
     bar.close()
     logger.close()
     base.eval()
@@ -205,3 +266,34 @@ def discover(cfg: DiscoverConfig) -> dict:
         save_model(base, out / "base", extra={"cotrained_with": str(out)})
     write_json(out / "summary.json", summary)
     return summary
+
+
+@torch.no_grad()
+def plot_beta_traces(base: BaseModel, meta: Metacontroller, data: Demonstrations,
+                     index: np.ndarray, path: str | Path) -> None:
+    """beta_t (posterior means) against the true subgoal of a few episodes (Fig. 6 / A3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batch = pad_episodes(data, index)
+    _, _, post = elbo_terms(base, meta, batch, 0.0, sample=False)
+    fig, axes = plt.subplots(len(index), 1, figsize=(6, 1.1 * len(index) + 0.4), sharex=True,
+                             squeeze=False)
+    for ax, i in zip(axes[:, 0], range(len(index)), strict=True):
+        length = int(batch.mask[i].sum())
+        labels = batch.subgoals[i, :length].numpy()
+        ax.step(range(length), post.beta[i, :length].numpy(), where="mid", color="C0",
+                label="beta")
+        for t in np.flatnonzero(labels[1:] != labels[:-1]) + 1:
+            ax.axvline(t - 0.5, color="C3", ls="--", lw=1)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_yticks([0, 1])
+        ax.text(1.01, 0.5, "-".join(str(int(v)) for v in labels[np.r_[0, np.flatnonzero(
+            labels[1:] != labels[:-1]) + 1]]), transform=ax.transAxes, fontsize=7, va="center")
+    axes[0, 0].set_title("beta_t (blue) vs true subgoal boundaries (red)", fontsize=8)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

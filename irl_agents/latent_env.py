@@ -248,14 +248,20 @@ class LatentActionEnv(gym.Env):
         meta: trained metacontroller.
         raw: a :class:`RawBatch` of one environment.
         threshold, z_bound, greedy: see :class:`LatentCore`.
+        render_mode: ``"rgb_array"`` (the raw environment's frame) or None.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
-                 threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False) -> None:
+                 threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False,
+                 render_mode: str | None = None) -> None:
         if raw.num_envs != 1:
             raise ValueError(f"LatentActionEnv needs a raw batch of 1 env, got {raw.num_envs}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or "
+                             f"None, got {render_mode!r}")
+        self.render_mode = render_mode
         self.core = LatentCore(base, meta, raw, threshold, z_bound, greedy)
         self.observation_space, self.action_space = _spaces(self.core)
 
@@ -272,6 +278,10 @@ class LatentActionEnv(gym.Env):
         reward, term, trunc, infos = self.core.step(np.asarray(action)[None])
         obs = self.core.observation()[0]
         return obs, float(reward[0]), bool(term[0]), bool(trunc[0]), infos[0]
+
+    def render(self) -> np.ndarray | None:
+        """The raw environment where the last latent step left it (``"rgb_array"``)."""
+        return self.core.raw.render(0) if self.render_mode == "rgb_array" else None
 
 
 class LatentVecEnv(VecEnv):

@@ -41,10 +41,13 @@ from irl_agents.models import (
     build_model,
     load_model,
     load_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
     save_json_atomic,
     save_model,
     save_tensors_atomic,
 )
+from irl_agents.models.config import GRID_ENCODERS, OBS_ENCODERS
 from irl_agents.run_logger import RunLogger
 
 
@@ -127,35 +130,6 @@ def _is_binary(x: np.ndarray) -> bool:
     return x.dtype == np.uint8 or (x.size > 0 and bool(np.isin(x[:1000], (0, 1)).all()))
 
 
-# ---------------------------------------------------------------------------------- optimizer io
-def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
-    """Flatten an optimizer state dict into named tensors + JSON for the rest."""
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, st in sd["state"].items():
-        for key, val in st.items():
-            if isinstance(val, torch.Tensor):
-                tensors[f"state.{pid}.{key}"] = val
-            else:
-                scalars.setdefault(str(pid), {})[key] = val
-    return tensors, json.dumps({"param_groups": sd["param_groups"], "scalars": scalars})
-
-
-def optimizer_from_tensors(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta_json: str
-) -> None:
-    """Inverse of :func:`optimizer_to_tensors` (loads into ``opt``)."""
-    meta = json.loads(meta_json)
-    state: dict[int, dict[str, Any]] = {}
-    for name, val in tensors.items():
-        _, pid, key = name.split(".", 2)
-        state.setdefault(int(pid), {})[key] = val
-    for pid, extra in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(extra)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 def _save_checkpoint(
     ckpt_root: Path,
     step: int,
@@ -219,11 +193,11 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if likelihood == "auto":
         likelihood = "bernoulli" if _is_binary(data.observations) else "gaussian"
     obs_shape = cfg.model.obs_shape
-    if cfg.model.obs_encoder in ("grid_conv", "grid_ego") and obs_shape is None:
+    if cfg.model.obs_encoder in GRID_ENCODERS and obs_shape is None:
         obs_shape = data.meta.get("obs_shape")
         if not obs_shape:
             raise ValueError(f"dataset {cfg.dataset} records no obs_shape; obs_encoder "
-                             "'grid_conv' needs one (set model.obs_shape)")
+                             f"{cfg.model.obs_encoder!r} needs one (set model.obs_shape)")
     model_cfg = dataclasses.replace(
         cfg.model,
         obs_shape=obs_shape,
@@ -370,10 +344,10 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-layers", type=int, default=m.n_layers)
     p.add_argument("--n-heads", type=int, default=m.n_heads)
     p.add_argument("--d-mlp", type=int, default=m.d_mlp)
-    p.add_argument("--obs-encoder", choices=["linear", "grid_conv", "grid_ego"],
-                   default=m.obs_encoder,
+    p.add_argument("--obs-encoder", choices=OBS_ENCODERS, default=m.obs_encoder,
                    help="observation encoder (grid_conv: CNN over the gridworld's planes; "
-                        "grid_ego: the same, centred on the agent)")
+                        "grid_ego: the same, centred on the agent; grid_objects: centred, one "
+                        "shared encoder per colour)")
     p.add_argument("--obs-likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto")
     p.add_argument("--obs-weight", "--lambda", dest="obs_weight", type=float, default=d.obs_weight)
     p.add_argument("--lr", type=float, default=d.lr)

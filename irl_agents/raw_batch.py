@@ -47,6 +47,10 @@ class RawBatch(ABC):
     def progress(self) -> np.ndarray:
         """``(N,)`` colours of the task visited so far (``next_index``)."""
 
+    @abstractmethod
+    def render(self, row: int) -> np.ndarray:
+        """An RGB frame ``(H, W, 3) uint8`` of ``row``'s environment."""
+
 
 class GridRawBatch(RawBatch):
     """Rows of one gridworld :class:`GridCore`, stepped by array operations.
@@ -85,6 +89,9 @@ class GridRawBatch(RawBatch):
     def progress(self) -> np.ndarray:
         return self.core.next_index.copy()
 
+    def render(self, row: int) -> np.ndarray:
+        return self.core.rgb(row)
+
 
 class EnvListRawBatch(RawBatch):
     """Any Gymnasium environments, stepped one at a time (the ant, custom envs)."""
@@ -120,6 +127,10 @@ class EnvListRawBatch(RawBatch):
 
     def progress(self) -> np.ndarray:
         return np.array([info.get("next_index", 0) for info in self._infos], dtype=np.int64)
+
+    def render(self, row: int) -> np.ndarray:
+        """The env's own ``render()``: it must have been made with ``render_mode="rgb_array"``."""
+        return self.envs[row].render()
 
 
 def make_raw_batch(env: str, task_set: str, num_envs: int) -> RawBatch:

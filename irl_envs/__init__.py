@@ -6,6 +6,8 @@ Importing this package registers:
 - ``InternalRL/ColourSequencePretrain-v0``: gridworld-pinpad, a pretraining task per episode.
 - ``InternalRL/AntSubgoals-v0``: ant-pinpad, post-training task 0-1-2-3.
 - ``InternalRL/AntSubgoalsPretrain-v0``: ant-pinpad, a pretraining task per episode.
+- ``InternalRL/ColourSequenceLatent-v0``: the gridworld post-training task as a latent-action
+  environment over the shipped base model and metacontroller (``irl_agents.shipped``).
 
 The gridworld ids have a native batched twin: ``gym.make_vec(id, num_envs=N)`` returns it.
 """
@@ -42,6 +44,12 @@ register(
     id=f"{NAMESPACE}/AntSubgoalsPretrain-v0",
     entry_point="irl_envs.ant_subgoals:AntSubgoalsEnv",
     kwargs={"tasks": list(ANT_PRETRAIN_TASKS)},
+)
+
+register(
+    id=f"{NAMESPACE}/ColourSequenceLatent-v0",
+    entry_point="irl_agents.shipped:make_latent_env",
+    kwargs={"env": "grid", "task_set": "posttrain"},
 )
 
 

@@ -121,3 +121,19 @@ def test_discover_end_to_end(tiny, tmp_path):
     cfg.cotrain, cfg.out_dir = "pretrained", str(tmp_path / "co")
     discover(cfg)
     assert (tmp_path / "co" / "base" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("cotrain", ["frozen", "pretrained"])
+def test_discover_resumes_where_an_interrupted_run_stopped(tiny, tmp_path, cotrain):
+    root, _, data_path, _ = tiny
+    common = dict(base=str(root / "base"), dataset=str(data_path), batch_size=8, eval_episodes=8,
+                  progress=False, rank=4, n_z=4, checkpoint_every=2, cotrain=cotrain)
+    whole = discover(DiscoverConfig(out_dir=str(tmp_path / "whole"), steps=4, **common))
+    # an "interrupted" run: stopped after its step-2 checkpoint, then restarted with steps=4
+    discover(DiscoverConfig(out_dir=str(tmp_path / "cut"), steps=3, **common))
+    assert json.loads((tmp_path / "cut/checkpoint/trainer.json").read_text())["step"] == 2
+    resumed = discover(DiscoverConfig(out_dir=str(tmp_path / "cut"), steps=4, **common))
+    assert resumed["alignment"]["action_nll"] == pytest.approx(
+        whole["alignment"]["action_nll"], abs=1e-5)
+    with pytest.raises(ValueError, match="different config"):
+        discover(DiscoverConfig(out_dir=str(tmp_path / "cut"), steps=4, alpha=0.5, **common))

@@ -561,10 +561,11 @@ def grid_obs(b: int, t: int, c: int = 2, g: int = 3) -> torch.Tensor:
     return planes.flatten(2)
 
 
-@pytest.mark.parametrize("encoder", ["grid_conv", "grid_ego"])
+@pytest.mark.parametrize("encoder", ["grid_conv", "grid_ego", "grid_objects"])
 def test_grid_encoders(encoder):
     cfg = ModelConfig(obs_dim=2 * 3 * 3, action_dim=4, d_model=16, n_layers=2, n_heads=2,
-                      d_mlp=32, obs_encoder=encoder, obs_shape=[2, 3, 3], conv_channels=4)
+                      d_mlp=32, obs_encoder=encoder, obs_shape=[2, 3, 3], conv_channels=4,
+                      grid_colours=1)
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     obs = grid_obs(2, 7)
@@ -581,26 +582,34 @@ def test_grid_encoders(encoder):
 
 
 def test_egocentric_window_is_centred_on_the_agent():
-    from irl_agents.models.encoders import EgocentricGridEncoder
+    from irl_agents.models.encoders import egocentric_window
 
-    enc = EgocentricGridEncoder((3, 4, 4), d_model=8, channels=2)
-    seen = {}
-
-    class Capture(torch.nn.Module):
-        def forward(self, y):
-            seen["w"] = y.view(-1, 3, 7, 7)
-            return y
-
-    enc.conv, enc.proj = torch.nn.Identity(), Capture()  # look at the window itself
     obs = torch.zeros(3, 4, 4)
     obs[2, 1, 2] = 1  # agent at (1, 2)
     obs[0, 0, 0] = 1  # an object at (0, 0): up 1, left 2
-    enc(obs.reshape(1, -1))
-    w = seen["w"][0]
+    w = egocentric_window(obs[None])[0]
+    assert w.shape == (3, 7, 7)
     assert w[0].nonzero().tolist() == [[3 - 1, 3 - 2]]
     assert w[2, 3, 3] == 0 and w[2, 0, 0] == 1  # off-grid plane: centre on the grid, corner off
     with pytest.raises(ValueError, match="obs_encoder"):
         ModelConfig(obs_encoder="mlp")
+
+
+def test_object_encoder_shares_one_colour_code_across_slots():
+    from irl_agents.models.encoders import EgocentricObjectEncoder
+
+    torch.manual_seed(0)
+    enc = EgocentricObjectEncoder((4, 3, 3), d_model=8, width=5, colours=2)
+    enc.proj = torch.nn.Identity()  # look at the per-slot features
+    obs = torch.zeros(2, 4, 3, 3)
+    obs[:, 3, 1, 1] = 1  # agent in the centre
+    obs[0, 0, 0, 0] = obs[0, 1, 2, 2] = 1  # colour 0 up-left, colour 1 down-right
+    obs[1, 1, 0, 0] = obs[1, 0, 2, 2] = 1  # the same two places, colours swapped
+    feats = enc(obs.flatten(1)).view(2, 3, 5)
+    assert torch.equal(feats[0, 0], feats[1, 1]) and torch.equal(feats[0, 1], feats[1, 0])
+    assert not torch.equal(feats[0, 0], feats[0, 1])
+    with pytest.raises(ValueError, match="grid_colours"):
+        EgocentricObjectEncoder((4, 3, 3), d_model=8, width=5, colours=4)
 
 
 def test_swiglu_transformer_step_equals_forward():

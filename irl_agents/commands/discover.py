@@ -24,6 +24,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, nargs="+", default=[d.alpha],
                    help="KL weight(s); several values run a sweep into OUT/alpha-A")
     p.add_argument("--layer", type=int, default=None, help="boundary (default L/2)")
+    p.add_argument("--kl-warmup", type=int, default=d.kl_warmup,
+                   help="steps of linear KL-weight warm-up from 0 to alpha")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -31,6 +33,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-z", type=int, default=d.n_z)
     p.add_argument("--force-switch", action="store_true", help="ablation: beta = 1 always")
     p.add_argument("--cotrain", choices=["frozen", "pretrained", "scratch"], default=d.cotrain)
+    p.add_argument("--plot", metavar="PNG", help="write rate (KL) vs distortion (action NLL)")
+    p.add_argument("--traces", metavar="PNG",
+                   help="write beta traces of 5 held-out episodes (last alpha)")
     add_common(p)
     p.set_defaults(run=run)
 
@@ -42,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     for alpha in args.alpha:
         out = Path(args.out) if len(args.alpha) == 1 else Path(args.out) / f"alpha-{alpha:g}"
         cfg = DiscoverConfig(base=args.base, dataset=args.dataset, out_dir=str(out), alpha=alpha,
-                             layer=args.layer, steps=args.steps, batch_size=args.batch_size,
+                             layer=args.layer, kl_warmup=args.kl_warmup, steps=args.steps,
+                             batch_size=args.batch_size,
                              lr=args.lr, rank=args.rank, n_z=args.n_z,
                              force_switch=args.force_switch, cotrain=args.cotrain,
                              seed=args.seed, progress=not args.no_progress)
@@ -50,6 +56,48 @@ def run(args: argparse.Namespace) -> int:
         rows.append({"alpha": alpha, **{k: round(v, 4) for k, v in summary["alignment"].items()},
                      "seconds": summary["seconds"], "out": str(out)})
     print(table(rows))
+    if args.plot:
+        plot_rate_distortion({args.cotrain: rows}, args.plot)
+    if args.traces:
+        from irl_agents.discovery import load_metacontroller, plot_beta_traces
+        from irl_agents.episodes import split_episodes
+        from irl_agents.models import load_model
+        from irl_envs.datasets import load_dataset
+
+        data = load_dataset(args.dataset)
+        base = load_model(out / "base" if args.cotrain != "frozen" else args.base)
+        _, held_out = split_episodes(data.num_episodes, 0.1, args.seed)  # as discover() does
+        plot_beta_traces(base, load_metacontroller(out).eval(), data, held_out[:5], args.traces)
     if args.json:
         write_json(args.json, {"rows": rows, "config": dataclasses.asdict(cfg)})
     return 0
+
+
+def plot_rate_distortion(runs: dict[str, list[dict]], path: str, f1_aligned: float = 0.9) -> None:
+    """KL per step vs action NLL per step, one series per label (e.g. frozen / co-trained);
+    filled markers: runs whose switching F1 reaches ``f1_aligned``; alpha written next to
+    each point (the paper's Fig. 7)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for (label, rows), colour in zip(runs.items(), ("C0", "C3", "C2", "C1"), strict=False):
+        rows = sorted(rows, key=lambda r: r["alpha"])
+        ax.plot([r["kl"] for r in rows], [r["action_nll"] for r in rows], color=colour, lw=1,
+                label=label)
+        for r in rows:
+            aligned = r["f1"] >= f1_aligned
+            ax.scatter(r["kl"], r["action_nll"], color=colour if aligned else "white",
+                       edgecolors=colour, zorder=3)
+            ax.annotate(f"{r['alpha']:g}", (r["kl"], r["action_nll"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xlabel("rate: KL per step (nats)")
+    ax.set_ylabel("distortion: action NLL per step")
+    ax.set_title(f"filled: switching F1 >= {f1_aligned}", fontsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

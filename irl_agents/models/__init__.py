@@ -19,6 +19,8 @@ from irl_agents.models.base import BaseModel, Controller, ModelOutput, ModelStat
 from irl_agents.models.checkpoint import (
     load_model,
     load_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
     read_checkpoint_meta,
     save_json_atomic,
     save_model,
@@ -60,6 +62,8 @@ __all__ = [
     "linear_scan",
     "load_model",
     "load_tensors",
+    "optimizer_from_tensors",
+    "optimizer_to_tensors",
     "read_checkpoint_meta",
     "save_json_atomic",
     "save_model",

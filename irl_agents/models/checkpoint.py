@@ -157,3 +157,31 @@ def load_model(dir_or_path: str | Path, device: str | torch.device = "cpu") -> B
         )
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval()
+
+
+def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    """Flatten an optimizer state dict into named tensors + JSON for the rest."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for key, val in st.items():
+            if isinstance(val, torch.Tensor):
+                tensors[f"state.{pid}.{key}"] = val
+            else:
+                scalars.setdefault(str(pid), {})[key] = val
+    return tensors, json.dumps({"param_groups": sd["param_groups"], "scalars": scalars})
+
+
+def optimizer_from_tensors(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta_json: str
+) -> None:
+    """Inverse of :func:`optimizer_to_tensors` (loads into ``opt``)."""
+    meta = json.loads(meta_json)
+    state: dict[int, dict[str, Any]] = {}
+    for name, val in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = val
+    for pid, extra in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(extra)
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

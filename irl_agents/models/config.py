@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ModelKind = Literal["transformer", "ssm"]
-ObsEncoder = Literal["linear", "grid_conv", "grid_ego"]
+ObsEncoder = Literal["linear", "grid_conv", "grid_ego", "grid_objects"]
+OBS_ENCODERS: tuple[str, ...] = ("linear", "grid_conv", "grid_ego", "grid_objects")
+GRID_ENCODERS: tuple[str, ...] = ("grid_conv", "grid_ego", "grid_objects")
 ObsLikelihood = Literal["bernoulli", "gaussian"]
 
 
@@ -30,12 +32,17 @@ class ModelConfig:
     """True: categorical action head (logits). False: diagonal Gaussian (mean, log_std)."""
     obs_encoder: ObsEncoder = "linear"
     """Map from observation to the residual stream: ``"linear"`` (paper), ``"grid_conv"``
-    (two 3x3 convolutions over the ``obs_shape`` planes) or ``"grid_ego"`` (the planes
-    re-centred on the agent, then convolutions); see :mod:`.encoders`."""
+    (two 3x3 convolutions over the ``obs_shape`` planes), ``"grid_ego"`` (the planes
+    re-centred on the agent, then convolutions) or ``"grid_objects"`` (re-centred, one shared
+    encoder per colour plane); see :mod:`.encoders`."""
     obs_shape: list[int] | None = None
     """``[C, H, W]`` planes of a ``grid_conv`` observation (gridworld: ``[13, 7, 7]``)."""
     conv_channels: int = 32
-    """Channels of the ``grid_conv`` encoder."""
+    """Channels of the ``grid_conv`` / ``grid_ego`` encoders; per-colour feature width of
+    ``grid_objects``."""
+    grid_colours: int = 8
+    """Number of leading colour planes in ``obs_shape`` (``grid_objects`` only); the planes
+    after them up to the last (the agent) are obstacles."""
     d_model: int = 128
     """Residual-stream width d (paper: 256)."""
     n_layers: int = 4
@@ -95,9 +102,9 @@ class ModelConfig:
                     "ModelConfig needs rel_pos_buckets >= 2 and rel_pos_max_distance > "
                     f"rel_pos_buckets // 2, got {self.rel_pos_buckets}, {self.rel_pos_max_distance}"
                 )
-        if self.obs_encoder not in ("linear", "grid_conv", "grid_ego"):
-            raise ValueError("ModelConfig.obs_encoder must be 'linear', 'grid_conv' or "
-                             f"'grid_ego', got {self.obs_encoder!r}")
+        if self.obs_encoder not in OBS_ENCODERS:
+            raise ValueError(f"ModelConfig.obs_encoder must be one of {OBS_ENCODERS}, "
+                             f"got {self.obs_encoder!r}")
         if self.mlp not in ("relu", "swiglu"):
             raise ValueError(f"ModelConfig.mlp must be 'relu' or 'swiglu', got {self.mlp!r}")
         if self.obs_shape is not None:

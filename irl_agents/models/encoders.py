@@ -9,6 +9,11 @@
   docs/results.md). The residual stream, the controllers and everything downstream are
   unchanged: only what feeds boundary 0 differs.
 - ``grid_ego``: the same planes re-centred on the agent first (:class:`EgocentricGridEncoder`).
+- ``grid_objects``: re-centred planes, and one encoder *shared by all colours* that maps a
+  colour's plane to a feature vector in that colour's slot (:class:`EgocentricObjectEncoder`).
+  "Colour c is two cells to the left" then has the same code for every c, so "walk to the
+  target colour" becomes one AND of the target's identity and its slot's direction features,
+  instead of a separate navigation skill per colour (see docs/results.md).
 """
 
 from __future__ import annotations
@@ -40,13 +45,37 @@ class GridConvEncoder(nn.Module):
 
 def build_encoder(config: ModelConfig) -> nn.Module:
     """The observation encoder named by ``config.obs_encoder``."""
-    if config.obs_encoder in ("grid_conv", "grid_ego"):
-        if config.obs_shape is None:
-            raise ValueError(f"obs_encoder={config.obs_encoder!r} needs ModelConfig.obs_shape "
-                             "[C, H, W]")
-        cls = GridConvEncoder if config.obs_encoder == "grid_conv" else EgocentricGridEncoder
-        return cls(config.obs_shape, config.d_model, config.conv_channels)
-    return nn.Linear(config.obs_dim, config.d_model)
+    if config.obs_encoder == "linear":
+        return nn.Linear(config.obs_dim, config.d_model)
+    if config.obs_shape is None:
+        raise ValueError(f"obs_encoder={config.obs_encoder!r} needs ModelConfig.obs_shape "
+                         "[C, H, W]")
+    if config.obs_encoder == "grid_objects":
+        return EgocentricObjectEncoder(config.obs_shape, config.d_model, config.conv_channels,
+                                       config.grid_colours)
+    cls = GridConvEncoder if config.obs_encoder == "grid_conv" else EgocentricGridEncoder
+    return cls(config.obs_shape, config.d_model, config.conv_channels)
+
+
+def egocentric_window(planes: Tensor) -> Tensor:
+    """``(n, C, G, G)`` planes (last: agent) -> ``(n, C, 2G-1, 2G-1)`` centred on the agent.
+
+    Window pixel ``(i, j)`` of an agent at ``(r, q)`` shows grid cell ``(r + i - G + 1,
+    q + j - G + 1)``. The first ``C - 1`` output planes are the object planes; the last marks
+    window pixels that fall off the grid.
+    """
+    n, c, g, _ = planes.shape
+    w = 2 * g - 1
+    agent = planes[:, -1].flatten(1).argmax(1)
+    r, q = agent // g, agent % g
+    padded = nn.functional.pad(planes[:, :-1], (g - 1,) * 4)
+    off = nn.functional.pad(planes.new_zeros(n, 1, g, g), (g - 1,) * 4, value=1.0)
+    padded = torch.cat([padded, off], 1)  # (n, C, 3G-2, 3G-2)
+    i = torch.arange(w, device=planes.device)
+    rows = (r[:, None] + i[None, :])[:, None, :, None].expand(n, c, w, w)
+    cols = (q[:, None] + i[None, :])[:, None, None, :].expand(n, c, w, w)
+    index = (rows * (3 * g - 2) + cols).flatten(2)
+    return padded.flatten(2).gather(2, index).view(n, c, w, w)
 
 
 class EgocentricGridEncoder(nn.Module):
@@ -70,24 +99,42 @@ class EgocentricGridEncoder(nn.Module):
         )
         side = (w + 1) // 2
         self.proj = nn.Linear(channels * side * side, d_model)
-        # gather index: window pixel (i, j) of an agent at (r, q) reads padded cell
-        # (r + i, q + j) of the grid padded by G - 1 on each side
-        self.g, self.w = g, w
 
     def forward(self, obs: Tensor) -> Tensor:
         lead = obs.shape[:-1]
+        window = egocentric_window(obs.reshape(-1, *self.shape))
+        return self.proj(self.conv(window).flatten(1)).reshape(*lead, -1)
+
+
+class EgocentricObjectEncoder(nn.Module):
+    """Agent-centred planes, one encoder shared by every colour (``grid_objects``).
+
+    Each of the ``colours`` leading planes, re-centred on the agent (``(2G-1)^2`` pixels, one
+    of them set: the colour's offset from the agent), goes through the same two-layer MLP to
+    ``width`` features, written to that colour's slot. The obstacle planes (walls, merged,
+    and the off-grid plane) go through a second MLP. The concatenation maps linearly to ``d``.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], d_model: int, width: int,
+                 colours: int) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
         c, g, _ = self.shape
-        planes = obs.reshape(-1, c, g, g)
-        n = planes.shape[0]
-        agent = planes[:, -1].flatten(1).argmax(1)
-        r, q = agent // g, agent % g
-        padded = nn.functional.pad(planes[:, :-1], (g - 1, g - 1, g - 1, g - 1))
-        off = nn.functional.pad(planes.new_zeros(n, 1, g, g), (g - 1,) * 4, value=1.0)
-        padded = torch.cat([padded, off], 1)  # (n, c, 3G-2, 3G-2): c-1 object planes + off-grid
-        i = torch.arange(self.w, device=obs.device)
-        rows = (r[:, None] + i[None, :])[:, None, :, None].expand(n, c, self.w, self.w)
-        cols = (q[:, None] + i[None, :])[:, None, None, :].expand(n, c, self.w, self.w)
-        flat = padded.flatten(2)
-        window = flat.gather(2, (rows * (3 * g - 2) + cols).flatten(2)).view(n, c, self.w, self.w)
-        y = self.conv(window).flatten(1)
-        return self.proj(y).reshape(*lead, -1)
+        if not 1 <= colours < c:
+            raise ValueError(f"grid_colours must be in [1, {c - 1}] for obs_shape {shape}, "
+                             f"got {colours}")
+        self.colours = colours
+        pixels = (2 * g - 1) ** 2
+        self.colour_mlp = nn.Sequential(nn.Linear(pixels, 4 * width), nn.ReLU(),
+                                        nn.Linear(4 * width, width), nn.ReLU())
+        self.obstacle_mlp = nn.Sequential(nn.Linear(2 * pixels, 4 * width), nn.ReLU(),
+                                          nn.Linear(4 * width, width), nn.ReLU())
+        self.proj = nn.Linear((colours + 1) * width, d_model)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        lead = obs.shape[:-1]
+        window = egocentric_window(obs.reshape(-1, *self.shape)).flatten(2)
+        colour = self.colour_mlp(window[:, : self.colours]).flatten(1)
+        walls = window[:, self.colours : -1].sum(1)
+        obstacle = self.obstacle_mlp(torch.cat([walls, window[:, -1]], 1))
+        return self.proj(torch.cat([colour, obstacle], 1)).reshape(*lead, -1)

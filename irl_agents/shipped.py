@@ -1,0 +1,41 @@
+"""The checkpoints shipped inside the package, and the registered latent-action environments.
+
+``irl_agents/weights/<env>/base/`` holds the default pretrained base model of an environment
+family and ``irl_agents/weights/<env>/metacontroller/`` its metacontroller; docs/results.md
+says how each was trained. ``InternalRL/ColourSequenceLatent-v0`` is
+``make_latent_env("grid")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from irl_agents.discovery import load_metacontroller
+from irl_agents.latent_env import LatentActionEnv
+from irl_agents.models import load_model
+from irl_agents.raw_batch import make_raw_batch
+
+WEIGHTS = Path(__file__).parent / "weights"
+
+
+def shipped(env: str, part: str) -> Path:
+    """Folder of the shipped ``part`` (``"base"`` or ``"metacontroller"``) for ``env``."""
+    if part not in ("base", "metacontroller"):
+        raise ValueError(f"part must be 'base' or 'metacontroller', got {part!r}")
+    folder = WEIGHTS / env / part
+    if not folder.is_dir():
+        have = sorted(p.parent.name for p in WEIGHTS.glob(f"*/{part}"))
+        raise ValueError(f"no shipped {part} for env={env!r}; shipped: {have or 'none'}")
+    return folder
+
+
+def make_latent_env(env: str = "grid", task_set: str = "posttrain", threshold: float = 0.5,
+                    z_bound: float = 4.0, greedy: bool = False,
+                    render_mode: str | None = None) -> LatentActionEnv:
+    """The latent-action environment over the shipped base model and metacontroller."""
+    base = load_model(shipped(env, "base"))
+    meta = load_metacontroller(shipped(env, "metacontroller"))
+    for p in [*base.parameters(), *meta.parameters()]:
+        p.requires_grad_(False)
+    return LatentActionEnv(base.eval(), meta.eval(), make_raw_batch(env, task_set, 1),
+                           threshold, z_bound, greedy, render_mode)

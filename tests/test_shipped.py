@@ -1,0 +1,51 @@
+"""The checkpoints shipped in the package: loadable, registered, and the demo command runs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.env_checker import check_env
+
+import irl_envs  # noqa: F401  (registers the ids)
+from irl_agents.cli import main
+from irl_agents.shipped import make_latent_env, shipped
+
+
+def test_shipped_folders_and_clear_error():
+    assert (shipped("grid", "base") / "model.safetensors").is_file()
+    assert (shipped("grid", "metacontroller") / "metacontroller.safetensors").is_file()
+    with pytest.raises(ValueError, match="env='nowhere'.*shipped: \\['grid'"):
+        shipped("nowhere", "base")
+    with pytest.raises(ValueError, match="part must be"):
+        shipped("grid", "decoder")
+
+
+def test_registered_latent_env_runs_an_episode():
+    env = gym.make("InternalRL/ColourSequenceLatent-v0")
+    check_env(env.unwrapped)
+    obs, info = env.reset(seed=3)
+    assert env.observation_space.contains(obs)
+    done, raw_steps = False, 0
+    while not done:
+        obs, reward, term, trunc, info = env.step(np.zeros(env.action_space.shape, np.float32))
+        raw_steps += info["raw_steps"]
+        done = term or trunc
+    assert raw_steps == info["episode_raw_steps"] <= 100
+    assert isinstance(info["is_success"], bool)
+
+
+def test_latent_env_is_seeded():
+    a, b = make_latent_env(), make_latent_env()
+    assert np.array_equal(a.reset(seed=5)[0], b.reset(seed=5)[0])
+    z = np.full(a.action_space.shape, 0.5, np.float32)
+    assert np.array_equal(a.step(z)[0], b.step(z)[0])
+
+
+def test_demo_command(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--episodes", "512", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "success_before_rl" in printed and "episodes_to_0.9" in printed
+    assert (out / "success.png").stat().st_size > 1000
+    assert (out / "curve.csv").read_text().count("\n") == 3  # header + 2 batches of 256
