@@ -56,8 +56,12 @@ def test_cli_probe_controllers_discover_internal_rl(tiny, tmp_path):
     meta = tmp_path / "meta"
     assert main(["discover", "--base", base, "--dataset", data, "--out", str(meta),
                  "--steps", "2", "--batch-size", "8", "--rank", "2", "--n-z", "3",
-                 "--no-progress", "--json", str(tmp_path / "d.json")]) == 0
-    assert "f1" in json.loads((tmp_path / "d.json").read_text())["rows"][0]
+                 "--no-progress", "--json", str(tmp_path / "d.json"),
+                 "--plot", str(tmp_path / "rd.png"), "--traces", str(tmp_path / "b.png")]) == 0
+    assert {"f1", "kl", "action_nll"} <= set(json.loads((tmp_path / "d.json").read_text())
+                                             ["rows"][0])
+    assert (tmp_path / "rd.png").stat().st_size > 1000
+    assert (tmp_path / "b.png").stat().st_size > 1000
     assert main(["internal-rl", "--base", base, "--meta", str(meta), "--episodes", "8",
                  "--batch-episodes", "4", "--out", str(tmp_path / "rl"), "--no-progress",
                  "--json", str(tmp_path / "r.json")]) == 0

@@ -36,10 +36,12 @@ def run(args: argparse.Namespace) -> int:
     plot_path = Path(args.out) / "success.png"
     plot_success([(f"internal RL, seed {args.seed}", curve)], plot_path,
                  title=f"{args.env}: post-training task")
-    rows = [{"episodes": int(e), "success_rate": round(s, 3)}
-            for i, (e, s) in enumerate(zip(curve["episodes"], curve["success_rate"],
-                                           strict=True))
-            if i == 0 or i == len(curve["episodes"]) - 1 or i % 8 == 7]
+    last = len(curve["episodes"]) - 1
+    rows = [{"episodes": int(curve["episodes"][i]),
+             "success_rate": round(curve["success_rate"][i], 3),
+             "latent_steps": round(curve["latent_steps"][i], 2),
+             "raw_steps": round(curve["raw_steps"][i], 1)}
+            for i in range(last + 1) if i in (0, last) or i % 8 == 7]
     print(table(rows))
     figures = {"success_before_rl": summary["success_before_rl"],
                "final_success_rate": summary["final_success_rate"],
