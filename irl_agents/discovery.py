@@ -40,7 +40,7 @@ from irl_agents.models import (
     save_tensors_atomic,
 )
 from irl_agents.run_logger import RunLogger
-from irl_agents.switching import alignment
+from irl_agents.switching import alignment, boundaries
 from irl_envs.atomic import atomic_path, write_json
 from irl_envs.datasets import Demonstrations, load_dataset
 from irl_envs.versions import versions
@@ -286,14 +286,44 @@ def plot_beta_traces(base: BaseModel, meta: Metacontroller, data: Demonstrations
         labels = batch.subgoals[i, :length].numpy()
         ax.step(range(length), post.beta[i, :length].numpy(), where="mid", color="C0",
                 label="beta")
-        for t in np.flatnonzero(labels[1:] != labels[:-1]) + 1:
+        starts = boundaries(labels)
+        for t in starts:
             ax.axvline(t - 0.5, color="C3", ls="--", lw=1)
         ax.set_ylim(-0.05, 1.05)
         ax.set_yticks([0, 1])
-        ax.text(1.01, 0.5, "-".join(str(int(v)) for v in labels[np.r_[0, np.flatnonzero(
-            labels[1:] != labels[:-1]) + 1]]), transform=ax.transAxes, fontsize=7, va="center")
+        ax.text(1.01, 0.5, "-".join(str(int(v)) for v in labels[np.r_[0, starts]]),
+                transform=ax.transAxes, fontsize=7, va="center")
     axes[0, 0].set_title("beta_t (blue) vs true subgoal boundaries (red)", fontsize=8)
     axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+def plot_rate_distortion(runs: dict[str, list[dict]], path: str, f1_aligned: float = 0.9) -> None:
+    """KL per step vs action NLL per step, one series per label (e.g. frozen / co-trained);
+    filled markers: runs whose switching F1 reaches ``f1_aligned``; alpha written next to
+    each point (the paper's Fig. 7)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for (label, rows), colour in zip(runs.items(), ("C0", "C3", "C2", "C1"), strict=False):
+        rows = sorted(rows, key=lambda r: r["alpha"])
+        ax.plot([r["kl"] for r in rows], [r["action_nll"] for r in rows], color=colour, lw=1,
+                label=label)
+        for r in rows:
+            aligned = r["f1"] >= f1_aligned
+            ax.scatter(r["kl"], r["action_nll"], color=colour if aligned else "white",
+                       edgecolors=colour, zorder=3)
+            ax.annotate(f"{r['alpha']:g}", (r["kl"], r["action_nll"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xlabel("rate: KL per step (nats)")
+    ax.set_ylabel("distortion: action NLL per step")
+    ax.set_title(f"filled: switching F1 >= {f1_aligned}", fontsize=8)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from irl_agents.commands import add_common
-from irl_agents.reporting import table
+from irl_agents.reporting import key_values, table
 from irl_envs.atomic import write_json
 
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                "episodes_to_0.5": episodes_to(curve, 0.5),
                "episodes_to_0.9": episodes_to(curve, 0.9),
                "seconds": summary["seconds"], "plot": str(plot_path)}
-    print(table([{"quantity": k, "value": v} for k, v in figures.items()]))
+    print(key_values(figures))
     if args.json:
         write_json(args.json, figures)
     return 0
