@@ -1,17 +1,28 @@
 """Raw-action RL baseline: the pretrained base model itself as the policy (PAPER §7).
 
-The base model's own action distribution is fine-tuned with the same critic-free PPO as
-internal RL (:func:`irl_agents.rl.ppo_update`), acting at every raw step instead of choosing a
-latent code at each switch.
+The base model's own action distribution is fine-tuned with the same critic-free PPO loop as
+internal RL (:func:`irl_agents.episodic_trainer.train_episodic`), acting at every raw step
+instead of choosing a latent code at each switch. ``raw_action_rl(cfg)`` writes the same files
+as internal RL (``curve.csv``, logs, a resumable ``policy.safetensors``, ``summary.json``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import Tensor
 
-from irl_agents.models import BaseModel
-from irl_agents.rl import EpisodicPolicy
+from irl_agents.episodic_trainer import train_episodic
+from irl_agents.models import BaseModel, load_model
+from irl_agents.raw_batch import RawBatch, make_raw_batch
+from irl_agents.rl import EpisodicPolicy, PPOConfig, Trajectories
+from irl_envs.atomic import write_json
+from irl_envs.versions import versions
 
 
 class BaseModelPolicy(EpisodicPolicy):
@@ -44,3 +55,91 @@ class BaseModelPolicy(EpisodicPolicy):
         if self.model.config.discrete:
             actions = torch.where(mask, actions.long(), torch.zeros_like(actions, dtype=torch.long))
         return self.model.action_distribution(out).log_prob(actions)
+
+
+@torch.no_grad()
+def collect_raw(raw: RawBatch, policy: BaseModelPolicy, seeds: list[int],
+                generator: torch.Generator) -> tuple[Trajectories, dict]:
+    """One episode per row of ``raw`` with the base model choosing every raw action.
+
+    All rows step together (one batched model step); rows whose episode ended are masked.
+    """
+    n = raw.num_envs
+    rows = np.arange(n)
+    obs = torch.as_tensor(raw.reset(rows, seeds), dtype=torch.float32)
+    state = policy.initial_state(n)
+    live = np.ones(n, dtype=bool)
+    returns = np.zeros(n, dtype=np.float32)
+    obs_t, act_t, lp_t, mask_t = [], [], [], []
+    while live.any():
+        actions, logp, state = policy.act(obs, state, generator)
+        obs_t.append(obs.clone())
+        act_t.append(actions)
+        lp_t.append(logp)
+        mask_t.append(torch.as_tensor(live.copy()))
+        idx = np.flatnonzero(live)
+        o, r, term, trunc = raw.step(idx, actions[torch.as_tensor(idx)].numpy())
+        returns[idx] += r
+        obs[torch.as_tensor(idx)] = torch.as_tensor(o, dtype=torch.float32)
+        live[idx[term | trunc]] = False
+    mask = torch.stack(mask_t, 1)
+    success = returns > 0
+    batch = Trajectories(obs=torch.stack(obs_t, 1), actions=torch.stack(act_t, 1),
+                         log_probs=torch.stack(lp_t, 1) * mask, mask=mask,
+                         returns=torch.as_tensor(returns))
+    return batch, {"success_rate": float(success.mean()), "mean_return": float(returns.mean()),
+                   "raw_steps": float(mask.sum()) / n}
+
+
+@dataclass
+class RawActionConfig:
+    """One raw-action RL run (the baseline of PAPER §7)."""
+
+    base: str = ""
+    """Folder of the pretrained base model (fine-tuned; the folder itself is not changed)."""
+    env: str = "grid"
+    """Environment family."""
+    task_set: str = "posttrain"
+    """Task set to solve."""
+    task: str | None = None
+    """A single task such as ``"0-1-2-3"`` that replaces the task set's tasks."""
+    episodes: int = 50_000
+    """Episode budget."""
+    batch_episodes: int = 256
+    """Episodes per PPO batch."""
+    lr: float = 3e-5
+    """Adam learning rate (PAPER §6: 3e-5 for every method)."""
+    clip: float = 0.2
+    """PPO clipping."""
+    epochs: int = 2
+    """PPO passes per batch."""
+    minibatches: int = 4
+    """Minibatches per pass."""
+    seed: int = 0
+    """Seed of environments and sampling."""
+    out_dir: str = "runs/raw-action"
+    """Output folder."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def raw_action_rl(cfg: RawActionConfig) -> dict:
+    """Fine-tune the base model on raw actions; returns the summary (also ``summary.json``)."""
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model = load_model(cfg.base).train(False)  # dropout-free either way; keep eval semantics
+    policy = BaseModelPolicy(model)
+    n = min(cfg.batch_episodes, cfg.episodes)
+    raw = make_raw_batch(cfg.env, cfg.task_set, n, cfg.task)
+    ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
+    config = dataclasses.asdict(cfg)
+    result = train_episodic(policy, lambda seeds, gen: collect_raw(raw, policy, seeds, gen),
+                            episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,
+                            out_dir=cfg.out_dir, config=config, progress=cfg.progress,
+                            desc="raw-action RL")
+    summary = {"config": config, "versions": versions(),
+               "success_before_rl": result["success_before_rl"],
+               "final_success_rate": result["final_success_rate"],
+               "seconds": round(time.perf_counter() - start, 1)}
+    write_json(Path(cfg.out_dir) / "summary.json", summary)
+    return summary

@@ -22,6 +22,7 @@ _COMMANDS = (
     "irl_agents.commands.discover",
     "irl_agents.commands.internal_rl",
     "irl_agents.commands.demo",
+    "irl_agents.commands.compare",
 )
 
 

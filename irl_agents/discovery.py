@@ -70,6 +70,8 @@ class DiscoverConfig:
     """Controller rank (0: full matrix)."""
     force_switch: bool = False
     """Ablation: beta_t = 1 at every step (no temporal abstraction)."""
+    embedding: str = "global"
+    """Encoder's non-causal input (see :class:`MetacontrollerConfig`)."""
     cotrain: str = "frozen"
     """``"frozen"`` (the method), ``"pretrained"`` (co-train starting from the base weights)
     or ``"scratch"`` (co-train a freshly initialised base of the same architecture)."""
@@ -213,7 +215,8 @@ def discover(cfg: DiscoverConfig) -> dict:
     base.train(not frozen)
     layer = base.n_layers // 2 if cfg.layer is None else cfg.layer
     meta = Metacontroller(MetacontrollerConfig(d_model=base.d_model, layer=layer, n_z=cfg.n_z,
-                                               rank=cfg.rank, force_switch=cfg.force_switch))
+                                               rank=cfg.rank, force_switch=cfg.force_switch,
+                                               embedding=cfg.embedding))
     if start_step:
         meta.load_state_dict(load_metacontroller(ckpt).state_dict())
     groups = [{"params": list(meta.parameters()), "lr": cfg.lr}]

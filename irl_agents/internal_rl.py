@@ -2,36 +2,30 @@
 
 ``internal_rl(cfg)`` loads a frozen base model and a metacontroller, builds a batch of latent
 environments (one batched base-model step per raw step), and trains :class:`LatentPolicy` with
-:func:`irl_agents.rl.ppo_update`, one batch of whole episodes at a time. It writes::
-
-    out_dir/curve.csv           episodes, success_rate, mean_return, raw/latent steps, seconds
-    out_dir/tb/, metrics.csv    TensorBoard and long-format CSV (charts/..., losses/...)
-    out_dir/policy.safetensors  + policy.json (atomic, every batch: a resumable checkpoint)
-    out_dir/summary.json        config, versions, success before RL and at the end, wall time
+the shared critic-free PPO loop (:func:`irl_agents.episodic_trainer.train_episodic`: curve,
+logs, resumable checkpoints), one batch of whole episodes at a time. It adds
+``out_dir/summary.json``: config, versions, success before RL and at the end, wall time.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from irl_agents.discovery import load_metacontroller
+from irl_agents.episodic_trainer import train_episodic
 from irl_agents.latent_env import LatentCore
 from irl_agents.latent_policy import LatentPolicy
+from irl_agents.metacontroller import Metacontroller
 from irl_agents.models import load_model
 from irl_agents.raw_batch import make_raw_batch
-from irl_agents.rl import PPOConfig, Trajectories, ppo_update
-from irl_agents.run_logger import RunLogger
-from irl_envs.atomic import atomic_path, write_json
+from irl_agents.rl import PPOConfig, Trajectories
+from irl_envs.atomic import write_json
 from irl_envs.versions import versions
 
 
@@ -47,6 +41,10 @@ class InternalRLConfig:
     """Environment family."""
     task_set: str = "posttrain"
     """Task set to solve (the sparse-reward post-training task by default)."""
+    task: str | None = None
+    """A single task such as ``"0-1-2-3"`` that replaces the task set's tasks."""
+    greedy: bool = False
+    """Take the base model's most likely raw action instead of sampling it."""
     episodes: int = 50_000
     """Episode budget."""
     batch_episodes: int = 256
@@ -124,72 +122,33 @@ def collect(core: LatentCore, policy: LatentPolicy, seeds: list[int],
                    "latent_steps": float(np.mean(lengths)), "raw_steps": raw_steps / n}
 
 
-def save_policy(policy: LatentPolicy, out: Path, extra: dict) -> None:
-    with atomic_path(out / "policy.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in policy.state_dict().items()}, str(tmp))
-    write_json(out / "policy.json", extra)
+def internal_rl(cfg: InternalRLConfig, meta: Metacontroller | None = None) -> dict:
+    """Run internal RL; returns the summary (also written to ``summary.json``).
 
-
-def _resumable(config: dict) -> dict:
-    """The settings a checkpoint must share with a run to be continued by it."""
-    return {k: v for k, v in config.items() if k not in ("episodes", "progress")}
-
-
-def internal_rl(cfg: InternalRLConfig) -> dict:
-    """Run internal RL; returns the summary (also written to ``summary.json``)."""
+    Args:
+        cfg: the run's settings.
+        meta: an already built latent controller (anything with the metacontroller's RL-time
+            interface, e.g. the CompILE baseline) to use instead of loading ``cfg.meta``.
+    """
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    base, meta = load_model(cfg.base), load_metacontroller(cfg.meta)
+    base = load_model(cfg.base)
+    meta = meta if meta is not None else load_metacontroller(cfg.meta)
     for p in [*base.parameters(), *meta.parameters()]:
         p.requires_grad_(False)
     n = min(cfg.batch_episodes, cfg.episodes)
-    core = LatentCore(base, meta, make_raw_batch(cfg.env, cfg.task_set, n), cfg.threshold,
-                      cfg.z_bound)
+    core = LatentCore(base, meta, make_raw_batch(cfg.env, cfg.task_set, n, cfg.task),
+                      cfg.threshold, cfg.z_bound, cfg.greedy)
     policy = LatentPolicy(core.obs_dim, meta.cfg.n_z, cfg.hidden)
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    done_batches = 0
-    if (out / "policy.json").is_file():  # resume after an interruption, or extend the budget
-        saved = json.loads((out / "policy.json").read_text())
-        if _resumable(saved.get("config", {})) == _resumable(dataclasses.asdict(cfg)):
-            policy.load_state_dict(load_file(str(out / "policy.safetensors")))
-            done_batches = int(saved["batches"])
-    logger = RunLogger(out, resume_step=done_batches * n)
-    curve_path = out / "curve.csv"
-    if done_batches == 0:
-        with open(curve_path, "w", newline="") as f:
-            csv.writer(f).writerow(["episodes", "success_rate", "mean_return", "latent_steps",
-                                    "raw_steps", "seconds"])
-    generator = torch.Generator().manual_seed(cfg.seed * 7919 + done_batches)
-    rng = np.random.default_rng([cfg.seed, done_batches])
-    total_batches = max(1, cfg.episodes // n)
-    bar = tqdm(total=total_batches * n, initial=done_batches * n, unit="ep",
-               desc="internal RL", disable=not cfg.progress)
-    first = last = None
-    for k in range(done_batches, total_batches):
-        seeds = [cfg.seed * 2**32 + k * n + i for i in range(n)]
-        batch, stats = collect(core, policy, seeds, generator)
-        first = first or stats
-        last = stats
-        losses = ppo_update(policy, opt, batch, ppo, rng)
-        episodes = (k + 1) * n
-        elapsed = time.perf_counter() - start
-        with open(curve_path, "a", newline="") as f:
-            csv.writer(f).writerow([episodes, stats["success_rate"], stats["mean_return"],
-                                    stats["latent_steps"], stats["raw_steps"], round(elapsed, 1)])
-        logger.log(episodes, {**{f"charts/{k}": v for k, v in stats.items()},
-                              **{f"losses/{k}": v for k, v in losses.items()}})
-        save_policy(policy, out, {"config": dataclasses.asdict(cfg), "batches": k + 1,
-                                  "obs_dim": core.obs_dim, "n_z": meta.cfg.n_z})
-        bar.update(n)
-        bar.set_postfix(success=f"{stats['success_rate']:.3f}")
-    bar.close()
-    logger.close()
-    summary = {"config": dataclasses.asdict(cfg), "versions": versions(),
-               "success_before_rl": first["success_rate"] if first else None,
-               "final_success_rate": last["success_rate"] if last else None,
+    config = dataclasses.asdict(cfg)
+    result = train_episodic(policy, lambda seeds, gen: collect(core, policy, seeds, gen),
+                            episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,
+                            out_dir=cfg.out_dir, config=config, progress=cfg.progress,
+                            desc="internal RL")
+    summary = {"config": config, "versions": versions(),
+               "success_before_rl": result["success_before_rl"],
+               "final_success_rate": result["final_success_rate"],
                "seconds": round(time.perf_counter() - start, 1)}
-    write_json(out / "summary.json", summary)
+    write_json(Path(cfg.out_dir) / "summary.json", summary)
     return summary

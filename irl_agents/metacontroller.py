@@ -28,6 +28,9 @@ from torch import Tensor, nn
 
 from irl_agents.models.controller import LinearController
 
+EMBEDDINGS = ("global", "per_step")
+"""Choices of :attr:`MetacontrollerConfig.embedding`."""
+
 
 @dataclass
 class MetacontrollerConfig:
@@ -51,6 +54,14 @@ class MetacontrollerConfig:
     """Rank of U_t = A_t B_t^T (grid: 16); 0 decodes a full d x d matrix (ant)."""
     force_switch: bool = False
     """Ablation "no temporal abstraction": beta_t = 1 at every step."""
+    embedding: str = "global"
+    """Non-causal input of the encoder: ``"global"``, one summary ``s`` of the whole episode
+    (PAPER §5), or ``"per_step"``, a bidirectional GRU's output ``s_t`` at every step, whose
+    backward half summarises the episode's future from t (what the next subgoal is)."""
+
+    def __post_init__(self) -> None:
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -133,19 +144,26 @@ class Metacontroller(nn.Module):
 
     # --------------------------------------------------------------------------- posterior
     def sequence_embedding(self, e: Tensor, mask: Tensor) -> Tensor:
-        """Non-causal summary ``s (B, n_s)`` of the valid steps of each sequence."""
+        """Non-causal summary of the valid steps of each sequence: ``s (B, T, n_s)``, the same
+        vector at every step for the ``"global"`` embedding."""
+        b, t, _ = e.shape
         lengths = mask.sum(1).clamp_min(1).cpu()
+        # packing keeps padding out of the backward direction
         packed = nn.utils.rnn.pack_padded_sequence(e, lengths, batch_first=True,
                                                    enforce_sorted=False)
-        _, last = self.embedder(packed)  # (2, B, n_s): final forward and backward states
-        return self.embed_out(torch.cat([last[0], last[1]], -1))
+        outputs, last = self.embedder(packed)  # last: (2, B, n_s) final fwd / bwd states
+        if self.cfg.embedding == "global":
+            return self.embed_out(torch.cat([last[0], last[1]], -1))[:, None].expand(b, t, -1)
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True,
+                                                      total_length=t)
+        return self.embed_out(outputs)
 
     def posterior(self, e: Tensor, mask: Tensor, sample: bool = True) -> Posterior:
         """Run over whole episodes ``e (B, T, d)`` with valid-step ``mask (B, T)``."""
         b, t, _ = e.shape
         h = self.history(e)[0]
         h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], 1)
-        s = self.sequence_embedding(e, mask)[:, None].expand(b, t, -1)
+        s = self.sequence_embedding(e, mask)
         mu, logvar = self.encoder(torch.cat([e, h_prev, s], -1)).chunk(2, -1)
         logvar = logvar.clamp(-8.0, 4.0)
         z_tilde = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu

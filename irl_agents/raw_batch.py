@@ -133,12 +133,16 @@ class EnvListRawBatch(RawBatch):
         return self.envs[row].render()
 
 
-def make_raw_batch(env: str, task_set: str, num_envs: int) -> RawBatch:
+def make_raw_batch(env: str, task_set: str, num_envs: int, task: str | None = None) -> RawBatch:
     """Raw environments of a family's task set: native rows for the gridworld, a list of
-    environments otherwise."""
+    environments otherwise. ``task`` (e.g. ``"0-1-2-3"``) replaces the task set's tasks."""
     from irl_envs.families import env_id
+    from irl_envs.tasks import parse_task
 
     spec = gym.spec(env_id(env, task_set))
+    kwargs = dict(spec.kwargs)
+    if task is not None:
+        kwargs["tasks"] = [parse_task(task)]
     if env == "grid":
-        return GridRawBatch(num_envs, **spec.kwargs)
-    return EnvListRawBatch([gym.make(spec.id).unwrapped for _ in range(num_envs)])
+        return GridRawBatch(num_envs, **kwargs)
+    return EnvListRawBatch([gym.make(spec.id, **kwargs).unwrapped for _ in range(num_envs)])

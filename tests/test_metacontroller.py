@@ -65,9 +65,11 @@ def test_decoder_starts_as_identity(rank):
     assert torch.allclose(meta.decode(torch.randn(2, 5, 3))(e), e)
 
 
-def test_padding_does_not_change_the_posterior(tiny):
+@pytest.mark.parametrize("embedding", ["global", "per_step"])
+def test_padding_does_not_change_the_posterior(tiny, embedding):
     _, data, _, base = tiny
-    meta = Metacontroller(MetacontrollerConfig(d_model=32, layer=1, n_z=4, rank=4))
+    meta = Metacontroller(MetacontrollerConfig(d_model=32, layer=1, n_z=4, rank=4,
+                                               embedding=embedding))
     short = pad_episodes(data, [0])
     both = pad_episodes(data, [0, int(np.argmax(data.episode_lengths))])
     n = int(short.mask.sum())
@@ -78,6 +80,26 @@ def test_padding_does_not_change_the_posterior(tiny):
         p2 = meta.posterior(e2, both.mask, sample=False)
     assert torch.allclose(p1.beta[0, :n], p2.beta[0, :n], atol=1e-5)
     assert torch.allclose(p1.mu[0, :n], p2.mu[0, :n], atol=1e-5)
+
+
+def test_per_step_embedding_sees_the_future_and_global_is_constant():
+    e = torch.randn(1, 6, 8)
+    later = e.clone()
+    later[0, 5] += 1.0  # change only the last step
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    for embedding in ("global", "per_step"):
+        meta = Metacontroller(MetacontrollerConfig(d_model=8, layer=0, n_z=3, rank=2,
+                                                   embedding=embedding))
+        with torch.no_grad():
+            s, s_later = meta.sequence_embedding(e, mask), meta.sequence_embedding(later, mask)
+        assert s.shape == (1, 6, meta.cfg.n_s)
+        assert not torch.allclose(s[0, 0], s_later[0, 0])  # non-causal: step 0 sees step 5
+        if embedding == "global":
+            assert torch.allclose(s, s[:, :1].expand_as(s))
+        else:
+            assert not torch.allclose(s[0, 0], s[0, 1])
+    with pytest.raises(ValueError, match="embedding"):
+        MetacontrollerConfig(embedding="causal")
 
 
 def test_elbo_training_lowers_the_loss(tiny):

@@ -32,6 +32,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rank", type=int, default=d.rank)
     p.add_argument("--n-z", type=int, default=d.n_z)
     p.add_argument("--force-switch", action="store_true", help="ablation: beta = 1 always")
+    p.add_argument("--embedding", choices=["global", "per_step"], default=d.embedding,
+                   help="encoder's non-causal input: one episode summary (paper) or per step")
     p.add_argument("--cotrain", choices=["frozen", "pretrained", "scratch"], default=d.cotrain)
     p.add_argument("--plot", metavar="PNG", help="write rate (KL) vs distortion (action NLL)")
     p.add_argument("--traces", metavar="PNG",
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
                              layer=args.layer, kl_warmup=args.kl_warmup, steps=args.steps,
                              batch_size=args.batch_size,
                              lr=args.lr, rank=args.rank, n_z=args.n_z,
-                             force_switch=args.force_switch, cotrain=args.cotrain,
+                             force_switch=args.force_switch, embedding=args.embedding,
+                             cotrain=args.cotrain,
                              seed=args.seed, progress=not args.no_progress)
         summary = discover(cfg)
         rows.append({"alpha": alpha, **{k: round(v, 4) for k, v in summary["alignment"].items()},

@@ -1,0 +1,362 @@
+"""The comparison runner: every method of :mod:`baselines.methods`, N seeds, equal budgets.
+
+``compare(cfg)`` runs in two stages, each a set of independent jobs spread over a process
+pool (both CPU cores by default, one torch thread per job) or a Ray cluster:
+
+1. prepare: each method's artifacts (metacontroller variants, CompILE) under
+   ``out_dir/prepared/``, trained on ``out_dir/data.safetensors`` unless a dataset is given;
+2. train: one RL run per (method, seed) under ``out_dir/<task>/runs/<method>/seed<k>/``.
+
+Prepared artifacts do not depend on the RL task, so sweeps over several tasks share one
+``out_dir``. A job whose ``summary.json`` exists is skipped, and the RL runs resume from their
+own checkpoints, so an interrupted sweep continues where it stopped. Then it gathers, in
+``out_dir/<task>/``::
+
+    results.json, results.csv       per run: method, seed, curve, episodes to 0.5/0.9, time
+    table.md                        median over seeds (25-75%) at fixed budgets
+    success.png, success_log.png    median success vs episodes with the 25-75% band
+    compare.json                    the sweep's config, versions and wall time
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from baselines.methods import METHODS, Setup, prepared_done
+from irl_agents.curves import episodes_to, read_curve
+from irl_envs.atomic import atomic_path, write_json
+from irl_envs.versions import versions
+
+
+@dataclass
+class CompareConfig:
+    """One comparison sweep."""
+
+    env: str = "grid"
+    """Environment family."""
+    task_set: str = "posttrain"
+    """Task set of the RL runs (the sparse-reward post-training task)."""
+    task: str | None = None
+    """A single task such as ``"0-1-2-3"`` replacing the task set's tasks."""
+    methods: Sequence[str] = tuple(METHODS)
+    """Methods to run (names of :data:`baselines.methods.METHODS`)."""
+    seeds: int = 3
+    """RL seeds per method (0 .. seeds-1)."""
+    episodes: int = 20_480
+    """Episode budget of every RL run."""
+    batch_episodes: int = 256
+    """Episodes per PPO batch and per curve point."""
+    base: str | None = None
+    """Base model folder (None: the shipped one)."""
+    meta: str | None = None
+    """Metacontroller folder (None: the shipped one)."""
+    dataset: str | None = None
+    """Expert demonstrations for the prepare steps (None: generate ``data_episodes``)."""
+    data_episodes: int = 20_000
+    """Episodes generated when ``dataset`` is None."""
+    prepare_steps: int = 1500
+    """Gradient steps of each prepare step (the shipped metacontroller's)."""
+    alpha: float | None = None
+    """KL weight of the metacontroller variants (None: the metacontroller's own)."""
+    threshold: float = 0.5
+    """Switch threshold of every latent environment."""
+    eval_episodes: int = 500
+    """Held-out episodes scored by each prepare step."""
+    workers: int = 2
+    """Parallel jobs (processes, or Ray tasks in flight)."""
+    ray_address: str | None = None
+    """Run the jobs on this Ray cluster (``"local"`` starts one here); None: process pool."""
+    out_dir: str = "runs/compare"
+    """Output folder."""
+    docs: str | None = None
+    """Markdown file whose comparison section (between markers) gets the table."""
+    progress: bool = True
+    """Show a progress bar over jobs."""
+    budgets: Sequence[int] = field(default_factory=tuple)
+    """Episode counts of the table's columns (empty: powers of 4 up to the budget)."""
+
+    def validate(self) -> None:
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"methods: unknown {unknown}; choose from {list(METHODS)}")
+        for name in ("seeds", "episodes", "batch_episodes", "workers", "prepare_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.episodes < self.batch_episodes:
+            raise ValueError(f"episodes ({self.episodes}) must be >= batch_episodes "
+                             f"({self.batch_episodes})")
+
+
+QUICK = {"seeds": 1, "episodes": 256, "batch_episodes": 128, "prepare_steps": 10,
+         "eval_episodes": 16, "data_episodes": 200}
+"""Overrides of ``--quick``: every code path, tiny budgets (CI)."""
+
+
+# --------------------------------------------------------------------------- jobs
+def _run_job(kind: str, method: str, setup: dict, seed: int | None, out: str) -> dict:
+    """One prepare or train job (a top-level function: it crosses process boundaries)."""
+    import torch
+
+    torch.set_num_threads(1)  # one core per job: the pool provides the parallelism
+    s = Setup(**setup)
+    m = METHODS[method]
+    start = time.perf_counter()
+    if kind == "prepare":
+        m.prepare(s)
+        return {"kind": kind, "method": method, "seconds": time.perf_counter() - start}
+    summary = m.train(s, seed, Path(out))
+    return {"kind": kind, "method": method, "seed": seed, "summary": summary}
+
+
+def _execute(jobs: list[tuple], cfg: CompareConfig, desc: str) -> list[dict]:
+    """Run ``jobs`` (argument tuples of :func:`_run_job`) in parallel; returns their results."""
+    if not jobs:
+        return []
+    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=not cfg.progress)
+    results = []
+    if cfg.ray_address:
+        import ray  # optional extra: pip install internal-rl[ray]
+
+        if not ray.is_initialized():
+            ray.init(address=None if cfg.ray_address == "local" else cfg.ray_address,
+                     include_dashboard=False, log_to_driver=False)
+        remote = ray.remote(num_cpus=1)(_run_job)
+        pending = [remote.remote(*job) for job in jobs]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            results.append(ray.get(ready[0]))
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        # spawn: a fresh interpreter per worker, no forked torch thread pools
+        with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_run_job, *job) for job in jobs]
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.update()
+    bar.close()
+    return results
+
+
+def _setup(cfg: CompareConfig, out: Path) -> Setup:
+    """Resolve defaults (shipped models, the data path) into the sweep's :class:`Setup`."""
+    from irl_agents.discovery import load_metacontroller
+    from irl_agents.shipped import shipped
+
+    base = cfg.base or str(shipped(cfg.env, "base"))
+    meta = cfg.meta or str(shipped(cfg.env, "metacontroller"))
+    meta_info = json.loads((Path(meta) / "metacontroller.json").read_text())
+    alpha = cfg.alpha if cfg.alpha is not None else meta_info.get("discover", {}).get("alpha")
+    if alpha is None:
+        raise ValueError(f"alpha: {meta} does not record its alpha; pass alpha explicitly")
+    return Setup(env=cfg.env, task_set=cfg.task_set, task=cfg.task, episodes=cfg.episodes,
+                 batch_episodes=cfg.batch_episodes, base=base, meta=meta,
+                 dataset=cfg.dataset or str(out / "data.safetensors"),
+                 prepared=str(out / "prepared"), prepare_steps=cfg.prepare_steps,
+                 alpha=float(alpha), layer=load_metacontroller(meta).cfg.layer,
+                 threshold=cfg.threshold, eval_episodes=cfg.eval_episodes)
+
+
+def _run_dir(out: Path, method: str, seed: int) -> Path:
+    return out / "runs" / method / f"seed{seed}"
+
+
+def task_label(cfg: CompareConfig) -> str:
+    """The RL task's name in paths and titles: the task itself, or the task set's name."""
+    return cfg.task or cfg.task_set
+
+
+def _finished(folder: Path, setup: Setup) -> bool:
+    """A run is finished when its summary exists and ran this sweep's budget."""
+    path = folder / "summary.json"
+    if not path.is_file():
+        return False
+    config = json.loads(path.read_text()).get("config", {})
+    return config.get("episodes") == setup.episodes and config.get("task") == setup.task
+
+
+def compare(cfg: CompareConfig) -> dict:
+    """Run (or resume) the sweep and write its results; returns ``results.json``'s content."""
+    cfg.validate()
+    start = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    setup = _setup(cfg, out)
+    plain = dataclasses.asdict(setup)
+    report = out / task_label(cfg)
+    prepare = [("prepare", name, plain, None, "") for name in cfg.methods
+               if METHODS[name].prepare is not None and not prepared_done(setup, name)]
+    if prepare and not Path(setup.dataset).is_file():
+        if cfg.dataset is not None:
+            raise ValueError(f"dataset: {cfg.dataset} does not exist")
+        from irl_envs.datasets import generate_dataset
+
+        generate_dataset(cfg.env, "pretrain", cfg.data_episodes, seed=0,
+                         progress=cfg.progress).save(setup.dataset)
+    _execute(prepare, cfg, "prepare")
+    train = [("train", name, plain, seed, str(_run_dir(report, name, seed)))
+             for name in cfg.methods for seed in range(cfg.seeds)
+             if not _finished(_run_dir(report, name, seed), setup)]
+    _execute(train, cfg, "train")
+    runs = gather(report, cfg.methods, cfg.seeds)
+    budgets = list(cfg.budgets) or default_budgets(cfg.episodes, cfg.batch_episodes)
+    table = markdown_table(runs, cfg.methods, budgets)
+    with atomic_path(report / "table.md") as tmp:
+        tmp.write_text(table)
+    plot_comparison(runs, cfg.methods, report / "success.png", log_x=False, title=_title(cfg))
+    plot_comparison(runs, cfg.methods, report / "success_log.png", log_x=True,
+                    title=_title(cfg))
+    write_json(report / "results.json", {"runs": runs})
+    _write_csv(report / "results.csv", runs)
+    write_json(report / "compare.json", {"config": dataclasses.asdict(cfg), "setup": plain,
+                                      "versions": versions(),
+                                      "seconds": round(time.perf_counter() - start, 1)})
+    if cfg.docs:
+        update_docs(cfg.docs, _marker(cfg), f"{_title(cfg)}\n\n{table}")
+    return {"runs": runs, "table": table}
+
+
+# --------------------------------------------------------------------------- results
+def gather(out: Path, methods: Sequence[str], seeds: int) -> list[dict]:
+    """One record per finished run: curve, episodes to 0.5 and 0.9, final success, time."""
+    runs = []
+    for name in methods:
+        for seed in range(seeds):
+            folder = _run_dir(out, name, seed)
+            if not (folder / "summary.json").is_file():
+                continue
+            curve = read_curve(folder / "curve.csv")
+            summary = json.loads((folder / "summary.json").read_text())
+            runs.append({"method": name, "seed": seed, "episodes": curve["episodes"],
+                         "success_rate": curve["success_rate"],
+                         "final_success_rate": curve["success_rate"][-1],
+                         "episodes_to_0.5": episodes_to(curve, 0.5),
+                         "episodes_to_0.9": episodes_to(curve, 0.9),
+                         "seconds": summary.get("seconds")})
+    return runs
+
+
+def default_budgets(episodes: int, batch: int) -> list[int]:
+    """Powers of 4 times the batch size up to the budget, and the budget itself."""
+    budgets, b = [], batch
+    while b < episodes:
+        budgets.append(b)
+        b *= 4
+    return [*budgets, episodes]
+
+
+def success_at(run: dict, budget: int) -> float:
+    """Batch success rate of the last curve point at or before ``budget`` episodes."""
+    eps = np.asarray(run["episodes"])
+    i = int(np.searchsorted(eps, budget, side="right")) - 1
+    return float(run["success_rate"][max(i, 0)])
+
+
+def _median_iqr(values: Sequence[float]) -> str:
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return f"{q50:.3f}" if len(values) == 1 else f"{q50:.3f} ({q25:.2f}-{q75:.2f})"
+
+
+def _median_episodes(values: Sequence[float | None]) -> str:
+    """Median of episodes-to-level where runs that never got there count as infinite."""
+    finite = sorted(np.inf if v is None else v for v in values)
+    med = float(np.median(finite))
+    reached = sum(v is not None for v in values)
+    return ("never" if not np.isfinite(med) else f"{med:,.0f}") + f" ({reached}/{len(values)})"
+
+
+def markdown_table(runs: list[dict], methods: Sequence[str], budgets: Sequence[int]) -> str:
+    """Median success (25-75%) at each budget, episodes to 0.5 / 0.9, median wall time."""
+    head = ["method", "seeds", *[f"success @ {b:,}" for b in budgets], "episodes to 0.5",
+            "episodes to 0.9", "wall s / run"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in methods:
+        mine = [r for r in runs if r["method"] == name]
+        if not mine:
+            continue
+        cells = [name, str(len(mine)), *[_median_iqr([success_at(r, b) for r in mine])
+                                          for b in budgets],
+                 _median_episodes([r["episodes_to_0.5"] for r in mine]),
+                 _median_episodes([r["episodes_to_0.9"] for r in mine]),
+                 f"{np.median([r['seconds'] or 0 for r in mine]):.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_comparison(runs: list[dict], methods: Sequence[str], path: str | Path,
+                    log_x: bool = False, title: str = "") -> None:
+    """Median success vs episodes per method with the 25-75% band over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for i, name in enumerate(methods):
+        mine = [r for r in runs if r["method"] == name]
+        if not mine:
+            continue
+        n = min(len(r["episodes"]) for r in mine)
+        eps = np.asarray(mine[0]["episodes"][:n])
+        rates = np.asarray([r["success_rate"][:n] for r in mine])
+        q25, q50, q75 = np.percentile(rates, [25, 50, 75], axis=0)
+        ax.plot(eps, q50, color=f"C{i}", lw=1.5, label=name)
+        ax.fill_between(eps, q25, q75, color=f"C{i}", alpha=0.2, lw=0)
+    ax.set_xlabel("episodes")
+    ax.set_ylabel("success rate (median, 25-75%)")
+    ax.set_ylim(-0.02, 1.02)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _write_csv(path: Path, runs: list[dict]) -> None:
+    columns = ["method", "seed", "final_success_rate", "episodes_to_0.5", "episodes_to_0.9",
+               "seconds"]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for r in runs:
+            writer.writerow(["" if r[c] is None else r[c] for c in columns])
+
+
+def _title(cfg: CompareConfig) -> str:
+    return f"{cfg.env}, task {task_label(cfg)}: {cfg.seeds} seeds x {cfg.episodes:,} episodes"
+
+
+def _marker(cfg: CompareConfig) -> str:
+    return f"compare:{cfg.env}:{task_label(cfg)}"
+
+
+def update_docs(path: str | Path, marker: str, body: str) -> None:
+    """Replace the text between ``<!-- {marker} begin -->`` and ``<!-- {marker} end -->`` in
+    ``path`` (appending the block if the markers are missing); written atomically."""
+    path = Path(path)
+    begin, end = f"<!-- {marker} begin -->", f"<!-- {marker} end -->"
+    text = path.read_text() if path.is_file() else ""
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
