@@ -58,13 +58,14 @@ class Setup:
 
 
 def _internal(setup: Setup, seed: int, out: Path, base: str, meta: str, epochs: int = 2,
-              meta_module=None) -> dict:
+              threshold: float | None = None, meta_module=None) -> dict:
     from irl_agents.internal_rl import InternalRLConfig, internal_rl
 
     cfg = InternalRLConfig(base=base, meta=meta, env=setup.env, task_set=setup.task_set,
                            task=setup.task, episodes=setup.episodes,
                            batch_episodes=setup.batch_episodes, epochs=epochs,
-                           threshold=setup.threshold, seed=seed, out_dir=str(out),
+                           threshold=setup.threshold if threshold is None else threshold,
+                           seed=seed, out_dir=str(out),
                            progress=False)
     return internal_rl(cfg, meta=meta_module)
 
@@ -92,10 +93,16 @@ def _prepare_compile(setup: Setup) -> None:
 
 
 def _train_compile(setup: Setup, seed: int, out: Path) -> dict:
+    """Internal RL on CompILE's codes, switching where its own gate puts boundaries.
+
+    CompILE's gate is a calibrated hazard that rarely reaches 0.5, so its switch fires at the
+    label-free threshold at which it fires as often as its segmentation has boundaries."""
     from baselines.compile import load_compile
 
     folder = _prepared(setup, "compile")
-    return _internal(setup, seed, out, setup.base, str(folder),
+    summary = json.loads((folder / "summary.json").read_text())
+    threshold = summary["alignment"]["gate_threshold"]
+    return _internal(setup, seed, out, setup.base, str(folder), threshold=threshold,
                      meta_module=load_compile(folder))
 
 

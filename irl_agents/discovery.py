@@ -180,7 +180,7 @@ def _save_state(folder: Path, step: int, meta: Metacontroller, base: BaseModel |
     save_json_atomic(folder / "trainer.json", {"step": step, "config": dataclasses.asdict(cfg)})
 
 
-def _resume_step(folder: Path, cfg: DiscoverConfig) -> int:
+def resume_step(folder: Path, cfg: DiscoverConfig) -> int:
     """Step of a complete checkpoint for this config in ``folder`` (0 if there is none)."""
     marker = folder / "trainer.json"
     if not marker.is_file():
@@ -207,7 +207,7 @@ def discover(cfg: DiscoverConfig) -> dict:
     frozen = cfg.cotrain == "frozen"
     out = Path(cfg.out_dir)
     ckpt = out / "checkpoint"
-    start_step = _resume_step(ckpt, cfg)
+    start_step = resume_step(ckpt, cfg)
     if start_step and not frozen:
         base = load_model(ckpt / "base")
     for p in base.parameters():

@@ -94,6 +94,40 @@ class Posterior:
     """Per-step KL(N(mu_t, sd_t) || N(0, I)), ``(B, T)``."""
 
 
+class HyperDecoder(nn.Sequential):
+    """The hypernetwork ``z -> U``: a rank-``rank`` controller ``e + A B^T e`` (or a full
+    ``d x d`` one for ``rank=0``), starting as the identity.
+
+    Args:
+        d_model: residual width d.
+        n_z: code size.
+        hidden: hidden width.
+        rank: rank of U (0: full matrix).
+    """
+
+    def __init__(self, d_model: int, n_z: int, hidden: int, rank: int) -> None:
+        out = d_model * d_model if rank == 0 else 2 * d_model * rank
+        super().__init__(nn.Linear(n_z, hidden), nn.ReLU(), nn.Linear(hidden, out))
+        self.d_model, self.rank = d_model, rank
+        # Start as the identity controller: the last layer outputs zeros ...
+        nn.init.zeros_(self[-1].weight)
+        nn.init.zeros_(self[-1].bias)
+        with torch.no_grad():  # ... but give B a random part so A receives gradients (LoRA).
+            if rank:
+                self[-1].bias[d_model * rank :] = torch.randn(d_model * rank) / d_model**0.5
+
+    def decode(self, z: Tensor) -> LinearController:
+        """Controller ``e -> e + U e`` for codes ``z (..., n_z)``."""
+        d, r = self.d_model, self.rank
+        flat = self(z)
+        if r == 0:
+            return LinearController(u=flat.view(*z.shape[:-1], d, d) / d)
+        a, b = flat.split(d * r, dim=-1)
+        scale = (d * r) ** -0.25  # keeps U's spectrum O(1) at initialisation scale
+        return LinearController(a.view(*z.shape[:-1], d, r) * scale,
+                                b.view(*z.shape[:-1], d, r) * scale)
+
+
 class Metacontroller(nn.Module):
     """Switching latent controller over a base model's residual stream (module docstring)."""
 
@@ -106,27 +140,12 @@ class Metacontroller(nn.Module):
         self.embed_out = nn.Linear(2 * cfg.n_s, cfg.n_s)
         self.encoder = _mlp(d + cfg.n_h + cfg.n_s, cfg.enc_hidden, 2 * cfg.n_z)
         self.switch = _mlp(d + cfg.n_h + cfg.n_z, cfg.enc_hidden, 1)
-        out = d * d if cfg.rank == 0 else 2 * d * cfg.rank
-        self.hyper = nn.Sequential(nn.Linear(cfg.n_z, cfg.hyper_hidden), nn.ReLU(),
-                                   nn.Linear(cfg.hyper_hidden, out))
-        # Start as the identity controller: the decoder's last layer outputs zeros.
-        nn.init.zeros_(self.hyper[-1].weight)
-        nn.init.zeros_(self.hyper[-1].bias)
-        with torch.no_grad():  # ... but give B a random part so A receives gradients (LoRA).
-            if cfg.rank:
-                self.hyper[-1].bias[d * cfg.rank :] = torch.randn(d * cfg.rank) / d**0.5
+        self.hyper = HyperDecoder(d, cfg.n_z, cfg.hyper_hidden, cfg.rank)
 
     # --------------------------------------------------------------------------- decoder
     def decode(self, z: Tensor) -> LinearController:
         """Controller ``e -> e + U e`` for codes ``z (..., n_z)``."""
-        d, r = self.cfg.d_model, self.cfg.rank
-        flat = self.hyper(z)
-        if r == 0:
-            return LinearController(u=flat.view(*z.shape[:-1], d, d) / d)
-        a, b = flat.split(d * r, dim=-1)
-        scale = (d * r) ** -0.25  # keeps U's spectrum O(1) at initialisation scale
-        return LinearController(a.view(*z.shape[:-1], d, r) * scale,
-                                b.view(*z.shape[:-1], d, r) * scale)
+        return self.hyper.decode(z)
 
     # --------------------------------------------------------------------------- switching
     def switch_prob(self, e: Tensor, h_prev: Tensor, z_prev: Tensor) -> Tensor:
