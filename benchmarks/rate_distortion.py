@@ -23,11 +23,12 @@ from irl_agents.reporting import table
 from irl_envs.datasets import load_dataset
 
 
-def score(folder: Path, data) -> dict:
+def score(folder: Path, data, threshold: float = 0.5) -> dict:
     cfg = json.loads((folder / "summary.json").read_text())["config"]
     base = load_model(folder / "base" if cfg["cotrain"] != "frozen" else cfg["base"]).eval()
     _, val = split_episodes(data.num_episodes, 0.1, cfg["seed"])
-    res = score_switching(base, load_metacontroller(folder).eval(), data, val[:500])
+    res = score_switching(base, load_metacontroller(folder).eval(), data, val[:500],
+                          threshold=threshold)
     return {"alpha": cfg["alpha"], "steps": cfg["steps"], **{k: round(v, 4) for k, v in
                                                              res.items()}, "run": str(folder)}
 
@@ -38,13 +39,14 @@ def main() -> None:
     parser.add_argument("--cotrained", nargs="*", default=[])
     parser.add_argument("--dataset", default="data/grid-pretrain-20k.safetensors")
     parser.add_argument("--out", default="docs/rate_distortion.png")
+    parser.add_argument("--threshold", type=float, default=0.5, help="beta binarisation")
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = load_dataset(args.dataset)
     runs = {}
     for label, folders in (("frozen base", args.frozen), ("co-trained", args.cotrained)):
         if folders:
-            runs[label] = [score(Path(f), data) for f in folders]
+            runs[label] = [score(Path(f), data, args.threshold) for f in folders]
             print(f"\n{label}\n" + table(sorted(runs[label], key=lambda r: r["alpha"])))
     plot_rate_distortion(runs, args.out)
 

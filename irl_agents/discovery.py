@@ -121,9 +121,11 @@ def elbo_terms(base: BaseModel, meta: Metacontroller, batch: EpisodeBatch, alpha
 
 @torch.no_grad()
 def score_switching(base: BaseModel, meta: Metacontroller, data: Demonstrations,
-                    index: np.ndarray, batch_size: int = 128) -> dict[str, float]:
-    """Alignment of the posterior's gates (posterior means) with subgoal boundaries, and the
-    rate (KL per step, nats) and distortion (action NLL per step) of the held-out episodes."""
+                    index: np.ndarray, batch_size: int = 128,
+                    threshold: float = 0.5) -> dict[str, float]:
+    """Alignment of the posterior's gates (posterior means, binarised at ``threshold``) with
+    subgoal boundaries, and the rate (KL per step, nats) and distortion (action NLL per step)
+    of the held-out episodes."""
     betas, labels = [], []
     nll = kl = 0.0
     count = 0
@@ -137,7 +139,7 @@ def score_switching(base: BaseModel, meta: Metacontroller, data: Demonstrations,
         for i, length in enumerate(batch.mask.sum(1).tolist()):
             betas.append(post.beta[i, :length].numpy())
             labels.append(batch.subgoals[i, :length].numpy())
-    return {**alignment(betas, labels), "action_nll": nll / max(count, 1),
+    return {**alignment(betas, labels, threshold), "action_nll": nll / max(count, 1),
             "kl": kl / max(count, 1)}
 
 

@@ -122,7 +122,6 @@ def test_sweep_runs_resumes_and_reports(tmp_path):
     assert all(np.isfinite(r["final_success_rate"]) for r in prior)
 
 
-@pytest.mark.slow
 def test_quick_sweep_over_every_method(tmp_path):
     """``irl compare --quick``: every method's prepare and train step runs."""
     from baselines.compare import QUICK
