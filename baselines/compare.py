@@ -1,11 +1,12 @@
 """The comparison runner: every method of :mod:`baselines.methods`, N seeds, equal budgets.
 
-``compare(cfg)`` runs in two stages, each a set of independent jobs spread over a process
-pool (both CPU cores by default, one torch thread per job) or a Ray cluster:
+``compare(cfg)`` spreads two kinds of jobs over a process pool (both CPU cores by default, one
+torch thread per job) or a Ray cluster:
 
-1. prepare: each method's artifacts (metacontroller variants, CompILE) under
-   ``out_dir/prepared/``, trained on ``out_dir/data.safetensors`` unless a dataset is given;
-2. train: one RL run per (method, seed) under ``out_dir/<task>/runs/<method>/seed<k>/``.
+- prepare: each method's artifacts (metacontroller variants, CompILE) under
+  ``out_dir/prepared/``, trained on ``out_dir/data.safetensors`` unless a dataset is given;
+- train: one RL run per (method, seed) under ``out_dir/<task>/runs/<method>/seed<k>/``, started
+  as soon as a worker is free and the method's prepare job (if any) has finished.
 
 Prepared artifacts do not depend on the RL task, so sweeps over several tasks share one
 ``out_dir``. A job whose ``summary.json`` exists is skipped, and the RL runs resume from their
@@ -25,7 +26,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,12 +119,31 @@ def _run_job(kind: str, method: str, setup: dict, seed: int | None, out: str) ->
     return {"kind": kind, "method": method, "seed": seed, "summary": summary}
 
 
-def _execute(jobs: list[tuple], cfg: CompareConfig, desc: str) -> list[dict]:
-    """Run ``jobs`` (argument tuples of :func:`_run_job`) in parallel; returns their results."""
+def _execute(jobs: list[tuple], cfg: CompareConfig) -> list[dict]:
+    """Run ``jobs`` (argument tuples of :func:`_run_job`) in parallel; returns their results.
+
+    A method's train jobs wait for its prepare job (if it has one in ``jobs``); every other
+    job starts as soon as a worker is free, so training never idles behind a long prepare.
+    """
     if not jobs:
         return []
-    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=not cfg.progress)
-    results = []
+    preparing = {job[1] for job in jobs if job[0] == "prepare"}
+    waiting = list(jobs)
+    bar = tqdm(total=len(jobs), desc="jobs", unit="job", disable=not cfg.progress)
+    results: list[dict] = []
+
+    def ready() -> list[tuple]:
+        out = [j for j in waiting if j[0] == "prepare" or j[1] not in preparing]
+        for job in out:
+            waiting.remove(job)
+        return out
+
+    def finished(result: dict) -> None:
+        results.append(result)
+        if result["kind"] == "prepare":
+            preparing.discard(result["method"])
+        bar.update()
+
     if cfg.ray_address:
         import ray  # optional extra: pip install internal-rl[ray]
 
@@ -131,20 +151,22 @@ def _execute(jobs: list[tuple], cfg: CompareConfig, desc: str) -> list[dict]:
             ray.init(address=None if cfg.ray_address == "local" else cfg.ray_address,
                      include_dashboard=False, log_to_driver=False)
         remote = ray.remote(num_cpus=1)(_run_job)
-        pending = [remote.remote(*job) for job in jobs]
+        pending = [remote.remote(*job) for job in ready()]
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            results.append(ray.get(ready[0]))
-            bar.update()
+            done, pending = ray.wait(pending, num_returns=1)
+            finished(ray.get(done[0]))
+            pending += [remote.remote(*job) for job in ready()]
     else:
         import multiprocessing as mp
 
         # spawn: a fresh interpreter per worker, no forked torch thread pools
         with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_run_job, *job) for job in jobs]
-            for fut in as_completed(futures):
-                results.append(fut.result())
-                bar.update()
+            pending = {pool.submit(_run_job, *job) for job in ready()}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    finished(fut.result())
+                pending |= {pool.submit(_run_job, *job) for job in ready()}
     bar.close()
     return results
 
@@ -204,11 +226,10 @@ def compare(cfg: CompareConfig) -> dict:
 
         generate_dataset(cfg.env, "pretrain", cfg.data_episodes, seed=0,
                          progress=cfg.progress).save(setup.dataset)
-    _execute(prepare, cfg, "prepare")
     train = [("train", name, plain, seed, str(_run_dir(report, name, seed)))
              for name in cfg.methods for seed in range(cfg.seeds)
              if not _finished(_run_dir(report, name, seed), setup)]
-    _execute(train, cfg, "train")
+    _execute(prepare + train, cfg)
     runs = gather(report, cfg.methods, cfg.seeds)
     budgets = list(cfg.budgets) or default_budgets(cfg.episodes, cfg.batch_episodes)
     table = markdown_table(runs, cfg.methods, budgets)
