@@ -34,9 +34,11 @@ def test_budgets_and_success_at():
     assert default_budgets(20_480, 256) == [256, 1024, 4096, 16384, 20480]
     assert default_budgets(256, 256) == [256]
     run = _run("a", 0, [0.0, 0.2, 0.6])
-    assert success_at(run, 100) == 0.0 and success_at(run, 250) == 0.2
-    assert success_at(run, 10_000) == 0.6
-    assert success_at(run, 10) == 0.0  # before the first point: the first point
+    assert success_at(run, 100, window=1) == 0.0 and success_at(run, 250, window=1) == 0.2
+    assert success_at(run, 10_000, window=1) == 0.6
+    assert success_at(run, 10, window=1) == 0.0  # before the first point: the first point
+    assert success_at(run, 300, window=2) == pytest.approx(0.4)  # mean of the last two
+    assert success_at(run, 250, window=4) == pytest.approx(0.1)  # as many as there are
 
 
 def test_markdown_table_medians_and_never():
@@ -45,7 +47,7 @@ def test_markdown_table_medians_and_never():
     assert len(table) == 3  # header, rule, one method (no runs: no row)
     cells = [c.strip() for c in table[2].strip("|").split("|")]
     assert cells[:2] == ["a", "3"]
-    assert cells[2].startswith("0.100") and cells[3].startswith("0.600")
+    assert cells[2].startswith("0.100") and cells[3].startswith("0.525")  # window means
     # to 0.5: 200, 100, never -> median 200; to 0.9: 200, never, never -> never
     assert cells[4] == "200 (2/3)" and cells[5] == "never (1/3)"
 
