@@ -9,9 +9,7 @@ as internal RL (``curve.csv``, logs, a resumable ``policy.safetensors``, ``summa
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,8 +19,6 @@ from irl_agents.episodic_trainer import train_episodic
 from irl_agents.models import BaseModel, load_model
 from irl_agents.raw_batch import RawBatch, make_raw_batch
 from irl_agents.rl import EpisodicPolicy, PPOConfig, Trajectories
-from irl_envs.atomic import write_json
-from irl_envs.versions import versions
 
 
 class BaseModelPolicy(EpisodicPolicy):
@@ -125,21 +121,13 @@ class RawActionConfig:
 
 def raw_action_rl(cfg: RawActionConfig) -> dict:
     """Fine-tune the base model on raw actions; returns the summary (also ``summary.json``)."""
-    start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model = load_model(cfg.base).train(False)  # dropout-free either way; keep eval semantics
     policy = BaseModelPolicy(model)
     n = min(cfg.batch_episodes, cfg.episodes)
     raw = make_raw_batch(cfg.env, cfg.task_set, n, cfg.task)
     ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
-    config = dataclasses.asdict(cfg)
-    result = train_episodic(policy, lambda seeds, gen: collect_raw(raw, policy, seeds, gen),
-                            episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,
-                            out_dir=cfg.out_dir, config=config, progress=cfg.progress,
-                            desc="raw-action RL")
-    summary = {"config": config, "versions": versions(),
-               "success_before_rl": result["success_before_rl"],
-               "final_success_rate": result["final_success_rate"],
-               "seconds": round(time.perf_counter() - start, 1)}
-    write_json(Path(cfg.out_dir) / "summary.json", summary)
-    return summary
+    return train_episodic(policy, lambda seeds, gen: collect_raw(raw, policy, seeds, gen),
+                          episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,
+                          out_dir=cfg.out_dir, config=dataclasses.asdict(cfg),
+                          progress=cfg.progress, desc="raw-action RL")

@@ -8,6 +8,7 @@ differ only in how a batch of episodes is collected, so both hand :func:`train_e
     out_dir/curve.csv           episodes, the collector's statistics, seconds (one row a batch)
     out_dir/tb/, metrics.csv    TensorBoard and long-format CSV (charts/..., losses/...)
     out_dir/policy.safetensors  + policy.json (atomic, every batch: a resumable checkpoint)
+    out_dir/summary.json        config, versions, success before RL and at the end, wall time
 
 A run that finds ``policy.json`` written with the same settings continues from it; the
 episode budget may differ, so a finished run can be extended.
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 from irl_agents.rl import EpisodicPolicy, PPOConfig, Trajectories, ppo_update
 from irl_agents.run_logger import RunLogger
 from irl_envs.atomic import atomic_path, write_json
+from irl_envs.versions import versions
 
 Collector = Callable[[list[int], torch.Generator], tuple[Trajectories, dict]]
 """Plays one episode per seed with the current policy; returns the trajectories and batch
@@ -66,7 +68,8 @@ def train_episodic(policy: EpisodicPolicy, collect: Collector, *, episodes: int,
         desc: progress-bar label.
 
     Returns:
-        ``{"success_before_rl", "final_success_rate", "batches", "seconds"}``.
+        the summary written to ``summary.json``: ``config``, ``versions``,
+        ``success_before_rl``, ``final_success_rate``, ``seconds``.
     """
     start = time.perf_counter()
     out = Path(out_dir)
@@ -106,6 +109,9 @@ def train_episodic(policy: EpisodicPolicy, collect: Collector, *, episodes: int,
         bar.set_postfix(success=f"{stats['success_rate']:.3f}")
     bar.close()
     logger.close()
-    return {"success_before_rl": first["success_rate"] if first else None,
-            "final_success_rate": last["success_rate"] if last else None,
-            "batches": total_batches, "seconds": round(time.perf_counter() - start, 1)}
+    summary = {"config": config, "versions": versions(),
+               "success_before_rl": first["success_rate"] if first else None,
+               "final_success_rate": last["success_rate"] if last else None,
+               "seconds": round(time.perf_counter() - start, 1)}
+    write_json(out / "summary.json", summary)
+    return summary

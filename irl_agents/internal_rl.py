@@ -3,16 +3,13 @@
 ``internal_rl(cfg)`` loads a frozen base model and a metacontroller, builds a batch of latent
 environments (one batched base-model step per raw step), and trains :class:`LatentPolicy` with
 the shared critic-free PPO loop (:func:`irl_agents.episodic_trainer.train_episodic`: curve,
-logs, resumable checkpoints), one batch of whole episodes at a time. It adds
-``out_dir/summary.json``: config, versions, success before RL and at the end, wall time.
+logs, resumable checkpoints, ``summary.json``), one batch of whole episodes at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,8 +22,6 @@ from irl_agents.metacontroller import Metacontroller
 from irl_agents.models import load_model
 from irl_agents.raw_batch import make_raw_batch
 from irl_agents.rl import PPOConfig, Trajectories
-from irl_envs.atomic import write_json
-from irl_envs.versions import versions
 
 
 @dataclass
@@ -130,7 +125,6 @@ def internal_rl(cfg: InternalRLConfig, meta: Metacontroller | None = None) -> di
         meta: an already built latent controller (anything with the metacontroller's RL-time
             interface, e.g. the CompILE baseline) to use instead of loading ``cfg.meta``.
     """
-    start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     base = load_model(cfg.base)
     meta = meta if meta is not None else load_metacontroller(cfg.meta)
@@ -141,14 +135,7 @@ def internal_rl(cfg: InternalRLConfig, meta: Metacontroller | None = None) -> di
                       cfg.threshold, cfg.z_bound, cfg.greedy)
     policy = LatentPolicy(core.obs_dim, meta.cfg.n_z, cfg.hidden)
     ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
-    config = dataclasses.asdict(cfg)
-    result = train_episodic(policy, lambda seeds, gen: collect(core, policy, seeds, gen),
-                            episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,
-                            out_dir=cfg.out_dir, config=config, progress=cfg.progress,
-                            desc="internal RL")
-    summary = {"config": config, "versions": versions(),
-               "success_before_rl": result["success_before_rl"],
-               "final_success_rate": result["final_success_rate"],
-               "seconds": round(time.perf_counter() - start, 1)}
-    write_json(Path(cfg.out_dir) / "summary.json", summary)
-    return summary
+    return train_episodic(policy, lambda seeds, gen: collect(core, policy, seeds, gen),
+                          episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,
+                          out_dir=cfg.out_dir, config=dataclasses.asdict(cfg),
+                          progress=cfg.progress, desc="internal RL")
