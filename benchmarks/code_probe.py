@@ -1,11 +1,16 @@
 """Do a metacontroller's codes contain the subgoal? Probe z_t -> current subgoal label.
 
 The posterior codes (means) of expert episodes are standardised and a linear (or, with
-``--mlp``, a one-hidden-layer) classifier is fit to the true subgoal at every step, then
-scored on held-out episodes against the majority class.
+``--mlp``, a one-hidden-layer) classifier is fit to a label at every step, then scored on
+held-out episodes against the majority class. Labels (``--label``):
+
+- ``subgoal``: the true subgoal (grid: colour pair);
+- ``target_cell``: the grid cell of the next target colour in this episode's layout
+  (gridworld only; "where to go" rather than "which colour").
 
 Usage: python benchmarks/code_probe.py --meta irl_agents/weights/grid/metacontroller [--mlp]
        [--base irl_agents/weights/grid/base] [--dataset data/grid-pretrain-20k.safetensors]
+       [--label subgoal|target_cell]
 """
 
 from __future__ import annotations
@@ -22,15 +27,30 @@ from irl_agents.models import load_model
 from irl_envs.datasets import load_dataset
 
 
+def target_cells(batch, obs_shape: list[int], colours: int) -> torch.Tensor:
+    """``(B, T)`` row-major cell index of each step's target colour (gridworld observations
+    are ``(planes, G, G)`` one-hot stacks; plane c marks colour c's cell)."""
+    b, t, _ = batch.obs.shape
+    cells = obs_shape[1] * obs_shape[2]
+    planes = batch.obs.reshape(b, t, obs_shape[0], cells)[:, :, :colours]
+    target = batch.targets.clamp_min(0)
+    return planes.gather(2, target[..., None, None].expand(b, t, 1, cells))[:, :, 0].argmax(-1)
+
+
 @torch.no_grad()
-def codes_and_labels(base, meta, data, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior-mean codes and subgoal labels of every valid step of ``index``'s episodes."""
+def codes_and_labels(base, meta, data, index: np.ndarray, label: str = "subgoal"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior-mean codes and labels of every valid step of ``index``'s episodes."""
     zs, ys = [], []
+    colours, shape = int(data.targets.max()) + 1, data.meta.get("obs_shape")
+    if label == "target_cell" and not shape:
+        raise ValueError("label 'target_cell' needs a gridworld dataset (meta obs_shape)")
     for start in range(0, len(index), 200):
         batch = pad_episodes(data, index[start : start + 200])
         _, _, post = elbo_terms(base, meta, batch, 0.0, sample=False)
         zs.append(post.z[batch.mask])
-        ys.append(batch.subgoals[batch.mask])
+        y = batch.subgoals if label == "subgoal" else target_cells(batch, shape, colours)
+        ys.append(y[batch.mask])
     return torch.cat(zs), torch.cat(ys).long()
 
 
@@ -42,15 +62,18 @@ def main() -> None:
     p.add_argument("--train-episodes", type=int, default=3000)
     p.add_argument("--test-episodes", type=int, default=500)
     p.add_argument("--mlp", action="store_true", help="one hidden layer of 128 instead of linear")
+    p.add_argument("--label", choices=["subgoal", "target_cell"], default="subgoal")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.manual_seed(args.seed)
     base, meta = load_model(args.base).eval(), load_metacontroller(args.meta).eval()
     data = load_dataset(args.dataset)
     # the first episodes for fitting, the last ones (held out by every training split's tail)
-    z_train, y_train = codes_and_labels(base, meta, data, np.arange(args.train_episodes))
+    z_train, y_train = codes_and_labels(base, meta, data, np.arange(args.train_episodes),
+                                        args.label)
     z_test, y_test = codes_and_labels(
-        base, meta, data, np.arange(data.num_episodes - args.test_episodes, data.num_episodes))
+        base, meta, data, np.arange(data.num_episodes - args.test_episodes, data.num_episodes),
+        args.label)
     mean, std = z_train.mean(0), z_train.std(0) + 1e-6
     z_train, z_test = (z_train - mean) / std, (z_test - mean) / std
     classes = int(y_train.max()) + 1
@@ -66,7 +89,7 @@ def main() -> None:
         acc = float((probe(z_test).argmax(-1) == y_test).float().mean())
     majority = max(float((y_test == k).float().mean()) for k in range(classes))
     kind = "MLP" if args.mlp else "linear"
-    print(f"{args.meta}: {kind} probe z_t -> subgoal, held-out accuracy {acc:.3f} "
+    print(f"{args.meta}: {kind} probe z_t -> {args.label}, held-out accuracy {acc:.3f} "
           f"(majority class {majority:.3f})")
 
 

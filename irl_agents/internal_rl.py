@@ -40,6 +40,9 @@ class InternalRLConfig:
     """A single task such as ``"0-1-2-3"`` that replaces the task set's tasks."""
     greedy: bool = False
     """Take the base model's most likely raw action instead of sampling it."""
+    env_workers: int = 1
+    """Processes stepping the raw environments (ant: 2 uses both cores; grid: ignored, its
+    numpy core steps every row at once)."""
     episodes: int = 50_000
     """Episode budget."""
     batch_episodes: int = 256
@@ -131,8 +134,8 @@ def internal_rl(cfg: InternalRLConfig, meta: Metacontroller | None = None) -> di
     for p in [*base.parameters(), *meta.parameters()]:
         p.requires_grad_(False)
     n = min(cfg.batch_episodes, cfg.episodes)
-    core = LatentCore(base, meta, make_raw_batch(cfg.env, cfg.task_set, n, cfg.task),
-                      cfg.threshold, cfg.z_bound, cfg.greedy)
+    raw = make_raw_batch(cfg.env, cfg.task_set, n, cfg.task, cfg.env_workers)
+    core = LatentCore(base, meta, raw, cfg.threshold, cfg.z_bound, cfg.greedy)
     policy = LatentPolicy(core.obs_dim, meta.cfg.n_z, cfg.hidden)
     ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
     return train_episodic(policy, lambda seeds, gen: collect(core, policy, seeds, gen),

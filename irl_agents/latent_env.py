@@ -283,6 +283,9 @@ class LatentActionEnv(gym.Env):
         """The raw environment where the last latent step left it (``"rgb_array"``)."""
         return self.core.raw.render(0) if self.render_mode == "rgb_array" else None
 
+    def close(self) -> None:
+        self.core.raw.close()
+
 
 class LatentVecEnv(VecEnv):
     """N latent-action environments for Stable-Baselines3, batched through one base model.
@@ -327,7 +330,7 @@ class LatentVecEnv(VecEnv):
         return obs, reward, done, infos
 
     def close(self) -> None:
-        pass
+        self.core.raw.close()
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
         return [getattr(self, attr_name) for _ in self._get_indices(indices)]

@@ -3,7 +3,7 @@
 ``irl_agents/weights/<env>/base/`` holds the default pretrained base model of an environment
 family and ``irl_agents/weights/<env>/metacontroller/`` its metacontroller; docs/results.md
 says how each was trained. ``InternalRL/ColourSequenceLatent-v0`` is
-``make_latent_env("grid")``.
+``make_latent_env("grid")`` and ``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``.
 """
 
 from __future__ import annotations
@@ -37,5 +37,6 @@ def make_latent_env(env: str = "grid", task_set: str = "posttrain", threshold: f
     meta = load_metacontroller(shipped(env, "metacontroller"))
     for p in [*base.parameters(), *meta.parameters()]:
         p.requires_grad_(False)
-    return LatentActionEnv(base.eval(), meta.eval(), make_raw_batch(env, task_set, 1),
-                           threshold, z_bound, greedy, render_mode)
+    raw = make_raw_batch(env, task_set, 1, render_mode=render_mode)
+    return LatentActionEnv(base.eval(), meta.eval(), raw, threshold, z_bound, greedy,
+                           render_mode)

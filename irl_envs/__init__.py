@@ -8,6 +8,7 @@ Importing this package registers:
 - ``InternalRL/AntSubgoalsPretrain-v0``: ant-pinpad, a pretraining task per episode.
 - ``InternalRL/ColourSequenceLatent-v0``: the gridworld post-training task as a latent-action
   environment over the shipped base model and metacontroller (``irl_agents.shipped``).
+- ``InternalRL/AntSubgoalsLatent-v0``: the same for the ant's post-training task 0-1-2-3.
 
 The gridworld ids have a native batched twin: ``gym.make_vec(id, num_envs=N)`` returns it.
 """
@@ -50,6 +51,11 @@ register(
     id=f"{NAMESPACE}/ColourSequenceLatent-v0",
     entry_point="irl_agents.shipped:make_latent_env",
     kwargs={"env": "grid", "task_set": "posttrain"},
+)
+register(
+    id=f"{NAMESPACE}/AntSubgoalsLatent-v0",
+    entry_point="irl_agents.shipped:make_latent_env",
+    kwargs={"env": "ant", "task_set": "posttrain"},
 )
 
 

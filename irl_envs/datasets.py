@@ -34,6 +34,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
@@ -175,7 +176,7 @@ def _validate(d: Demonstrations, path: Path) -> None:
 
 def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: int = 1000,
                      seed: int = 0, noise: float = 0.0, num_envs: int = 256,
-                     progress: bool = True) -> Demonstrations:
+                     progress: bool = True, **expert_options: Any) -> Demonstrations:
     """Roll out the family's expert and return its episodes as :class:`Demonstrations`.
 
     Args:
@@ -186,12 +187,13 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
         noise: expert noise (grid: probability of a random safe action).
         num_envs: sub-environments stepped together.
         progress: show a progress bar.
+        **expert_options: the family's expert options (grid: ``tie_break="first"``).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     fam, eid = family(env), env_id(env, task_set)
     venv = fam.make_vec(eid, min(num_envs, episodes))
-    expert = fam.make_expert(noise, seed)
+    expert = fam.make_expert(noise, seed, **expert_options)
     start = time.perf_counter()
     eps = run_episodes(venv, expert.act, episodes, seed, progress=progress, desc=f"{env} data")
     seconds = time.perf_counter() - start
@@ -211,6 +213,7 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
         success=eps.success,
         meta={"env": env, "env_id": eid, "task_set": task_set,
               "tasks": [list(t) for t in task_list], "seed": seed, "noise": noise,
+              "expert_options": expert_options,
               "num_envs": venv.num_envs, "seconds": round(seconds, 3), "versions": versions(),
               "obs_shape": list(getattr(venv, "obs_planes", [])) or None},
     )

@@ -32,8 +32,9 @@ class EnvFamily:
     """Registered id per task set (``"pretrain"``, ``"posttrain"``)."""
     make_vec: Callable[[str, int], gym.vector.VectorEnv]
     """``(env_id, num_envs) -> vector env`` with Gymnasium's next-step autoreset."""
-    make_expert: Callable[[float, int | None], Expert]
-    """``(noise, seed) -> expert``."""
+    make_expert: Callable[..., Expert]
+    """``(noise, seed, **options) -> expert``; options are the family's own (grid:
+    ``tie_break``)."""
     subgoal: Callable[[np.ndarray], np.ndarray]
     """Maps target colours to subgoal labels (grid: colour pairs; ant: colours)."""
 
@@ -42,10 +43,10 @@ def _grid_vec(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
     return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
 
 
-def _grid_expert(eps: float, seed: int | None) -> Expert:
+def _grid_expert(eps: float, seed: int | None, tie_break: str = "uniform") -> Expert:
     from irl_envs.experts.grid_expert import GridExpert
 
-    return GridExpert(eps=eps, seed=seed)
+    return GridExpert(eps=eps, seed=seed, tie_break=tie_break)
 
 
 def _ant_vec(env_id: str, num_envs: int) -> gym.vector.VectorEnv:

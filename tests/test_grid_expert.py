@@ -9,9 +9,9 @@ from irl_envs.experts.grid_expert import GridExpert
 from irl_envs.tasks import GRID_POSTTRAIN_TASK, GRID_PRETRAIN_TASKS
 
 
-def play_batch(task, n=500, seed=0, eps=0.0):
+def play_batch(task, n=500, seed=0, eps=0.0, tie_break="uniform"):
     venv = ColourSequenceVectorEnv(num_envs=n, task=task)
-    expert = GridExpert(eps=eps, seed=seed)
+    expert = GridExpert(eps=eps, seed=seed, tie_break=tie_break)
     venv.reset(seed=seed)
     done = np.zeros(n, dtype=bool)
     success = np.zeros(n, dtype=bool)
@@ -26,6 +26,7 @@ def play_batch(task, n=500, seed=0, eps=0.0):
                          ids=lambda t: "-".join(map(str, t)))
 def test_expert_solves_every_task(task):
     assert play_batch(task).all()
+    assert play_batch(task, n=100, tie_break="first").all()
 
 
 def test_expert_on_a_single_env():
@@ -89,8 +90,33 @@ def test_expert_tie_breaking_is_random_but_seeded():
     assert actions[0] == actions[1]
 
 
+def test_first_tie_break_is_deterministic_and_optimal():
+    # seeds no longer matter, and the moves are still shortest-path moves
+    from irl_envs import grid_logic
+
+    runs = []
+    for seed in (0, 1):
+        venv = ColourSequenceVectorEnv(num_envs=100)
+        venv.reset(seed=5)
+        core = venv.core
+        shortest = grid_logic.tour_length(core.cells, core.agent, core.task, core.task_len, 7)
+        expert, trace = GridExpert(seed=seed, tie_break="first"), []
+        done, lengths = np.zeros(100, dtype=bool), np.zeros(100, dtype=int)
+        while not done.all():
+            actions = expert.act(venv)
+            trace.append(np.where(done, -1, actions))
+            _, _, terminated, truncated, _ = venv.step(actions)
+            lengths += ~done
+            done |= terminated | truncated
+        assert np.array_equal(lengths, shortest)
+        runs.append(np.stack(trace))
+    assert np.array_equal(*runs)
+
+
 def test_expert_rejects_other_envs():
     with pytest.raises(TypeError, match="ColourSequence"):
         GridExpert().act(gym.make("CartPole-v1"))
     with pytest.raises(ValueError, match="eps"):
         GridExpert(eps=1.5)
+    with pytest.raises(ValueError, match="tie_break"):
+        GridExpert(tie_break="random")

@@ -131,3 +131,37 @@ def test_sb3_algorithms_run(models, algo):
     model.learn(32)
     action, _ = model.predict(venv.reset(), deterministic=True)
     assert action.shape == (2, 4)
+
+
+@pytest.fixture(scope="module")
+def ant_models():
+    torch.manual_seed(0)
+    base = build_model(ModelConfig(kind="ssm", obs_dim=41, action_dim=8, discrete=False,
+                                   d_model=16, n_layers=2, d_mlp=32)).eval()
+    meta = Metacontroller(MetacontrollerConfig(d_model=16, layer=1, n_z=4, rank=0)).eval()
+    with torch.no_grad():
+        meta.switch[-1].bias.fill_(-1.0)
+    return base, meta
+
+
+def test_ant_latent_env_checkers_and_workers(ant_models):
+    """The continuous family: full-rank controllers, Gaussian raw actions, and a
+    process-parallel raw batch that gives the same latent episodes as a serial one."""
+    from irl_agents.raw_batch import make_raw_batch
+
+    env = LatentActionEnv(*ant_models, make_raw_batch("ant", "posttrain", 1))
+    gym_check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
+    venvs = [LatentVecEnv(*ant_models, make_raw_batch("ant", "posttrain", 3, workers=w))
+             for w in (1, 2)]
+    outs = []
+    for venv in venvs:
+        venv.seed(4)
+        trace = [venv.reset()]
+        for z in np.random.default_rng(1).standard_normal((4, 3, 4)).astype(np.float32):
+            obs, rew, done, infos = venv.step(z)
+            trace += [obs, rew, done, [i["raw_steps"] for i in infos]]
+        outs.append(trace)
+        venv.close()
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

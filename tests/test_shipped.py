@@ -11,18 +11,24 @@ import irl_envs  # noqa: F401  (registers the ids)
 from irl_agents.cli import main
 from irl_agents.shipped import make_latent_env, shipped
 
+LATENT_IDS = {"grid": "InternalRL/ColourSequenceLatent-v0",
+              "ant": "InternalRL/AntSubgoalsLatent-v0"}
+MAX_RAW_STEPS = {"grid": 100, "ant": 500}  # PAPER §2: T
 
-def test_shipped_folders_and_clear_error():
-    assert (shipped("grid", "base") / "model.safetensors").is_file()
-    assert (shipped("grid", "metacontroller") / "metacontroller.safetensors").is_file()
-    with pytest.raises(ValueError, match="env='nowhere'.*shipped: \\['grid'"):
+
+@pytest.mark.parametrize("env", sorted(LATENT_IDS))
+def test_shipped_folders_and_clear_error(env):
+    assert (shipped(env, "base") / "model.safetensors").is_file()
+    assert (shipped(env, "metacontroller") / "metacontroller.safetensors").is_file()
+    with pytest.raises(ValueError, match="env='nowhere'.*shipped: \\['ant', 'grid'"):
         shipped("nowhere", "base")
     with pytest.raises(ValueError, match="part must be"):
         shipped("grid", "decoder")
 
 
-def test_registered_latent_env_runs_an_episode():
-    env = gym.make("InternalRL/ColourSequenceLatent-v0")
+@pytest.mark.parametrize("family", sorted(LATENT_IDS))
+def test_registered_latent_env_runs_an_episode(family):
+    env = gym.make(LATENT_IDS[family])
     check_env(env.unwrapped)
     obs, info = env.reset(seed=3)
     assert env.observation_space.contains(obs)
@@ -31,7 +37,7 @@ def test_registered_latent_env_runs_an_episode():
         obs, reward, term, trunc, info = env.step(np.zeros(env.action_space.shape, np.float32))
         raw_steps += info["raw_steps"]
         done = term or trunc
-    assert raw_steps == info["episode_raw_steps"] <= 100
+    assert raw_steps == info["episode_raw_steps"] <= MAX_RAW_STEPS[family]
     assert isinstance(info["is_success"], bool)
 
 

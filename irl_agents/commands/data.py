@@ -21,6 +21,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--noise", type=float, default=0.0,
                    help="expert noise (grid: probability of a random safe action)")
+    p.add_argument("--tie-break", choices=["uniform", "first"], default=None,
+                   help="grid: the expert's choice among equally short moves (default uniform; "
+                        "first: a deterministic expert)")
     p.add_argument("--num-envs", type=int, default=256, help="sub-environments run together")
     p.add_argument("--out", type=Path, default=None,
                    help="output file (default data/ENV-TASKSET-EPISODES-sSEED.safetensors)")
@@ -33,8 +36,12 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from irl_envs.datasets import generate_dataset
 
+    if args.tie_break is not None and args.env != "grid":
+        raise SystemExit(f"--tie-break is a grid option (env={args.env!r}); the ant expert is "
+                         "deterministic at --noise 0")
+    options = {"tie_break": args.tie_break} if args.tie_break else {}
     data = generate_dataset(args.env, args.task_set, args.episodes, args.seed, args.noise,
-                            args.num_envs, progress=not args.no_progress)
+                            args.num_envs, progress=not args.no_progress, **options)
     name = f"{args.env}-{args.task_set}-{args.episodes}-s{args.seed}.safetensors"
     out = args.out or Path("data") / name
     data.save(out)

@@ -24,6 +24,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default=None,
                    help="one task, e.g. 0-1-2-3, replacing the task set (default: the set)")
     p.add_argument("--greedy", action="store_true", help="argmax raw actions (default: sample)")
+    p.add_argument("--env-workers", type=int, default=d.env_workers,
+                   help="processes stepping the raw envs (ant: 2 uses both cores)")
     p.add_argument("--episodes", type=int, default=d.episodes, help="episode budget")
     p.add_argument("--batch-episodes", type=int, default=d.batch_episodes)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from irl_agents.internal_rl import InternalRLConfig, internal_rl
 
     cfg = InternalRLConfig(base=args.base, meta=args.meta, env=args.env, task_set=args.task_set,
-                           task=args.task, greedy=args.greedy, episodes=args.episodes,
+                           task=args.task, greedy=args.greedy, env_workers=args.env_workers,
+                           episodes=args.episodes,
                            batch_episodes=args.batch_episodes,
                            lr=args.lr, epochs=args.epochs, threshold=args.threshold,
                            seed=args.seed, out_dir=args.out, progress=not args.no_progress)

@@ -381,16 +381,31 @@ def make_ant_vec(env_id: str, num_envs: int, workers: int = 2) -> gym.vector.Vec
                                                    autoreset_mode=AutoresetMode.NEXT_STEP))
 
 
+def _weights_json(weights: str | os.PathLike | None) -> Path:
+    """The JSON beside the (shipped, or ``$IRL_ANT_WEIGHTS``) locomotion weights."""
+    from irl_envs.experts.ant_locomotion import DEFAULT_WEIGHTS, WEIGHTS_ENV_VAR
+
+    return Path(weights or os.environ.get(WEIGHTS_ENV_VAR) or DEFAULT_WEIGHTS).with_suffix(".json")
+
+
 def shipped_status(weights: str | os.PathLike | None = None) -> str:
     """``status`` of the (shipped) weights' JSON, e.g. the smoke-test marker."""
     import json
 
-    from irl_envs.experts.ant_locomotion import DEFAULT_WEIGHTS, WEIGHTS_ENV_VAR
-
-    if weights is None:
-        weights = os.environ.get(WEIGHTS_ENV_VAR) or DEFAULT_WEIGHTS
-    path = Path(weights)
     try:
-        return json.loads(path.with_suffix(".json").read_text()).get("status", "unknown")
+        return json.loads(_weights_json(weights).read_text()).get("status", "unknown")
     except (OSError, ValueError):
         return "missing"
+
+
+def expert_success(task_set: str, weights: str | os.PathLike | None = None) -> float:
+    """The shipped expert's measured success rate on ``task_set`` (from its weights' JSON):
+    the paper normalises ant RL success by it."""
+    import json
+
+    path = _weights_json(weights)
+    evals = json.loads(path.read_text()).get("eval", {})
+    if task_set not in evals:
+        raise ValueError(f"task_set must be one of {sorted(evals)} (measured in {path}), "
+                         f"got {task_set!r}")
+    return float(evals[task_set]["success_rate"])

@@ -25,12 +25,16 @@ class GridExpert:
     Args:
         eps: probability of a random safe action, in [0, 1].
         seed: seed of the expert's own random generator (tie-breaking and noise).
+        tie_break: ``"uniform"`` (the paper's expert) or ``"first"``: the first optimal move
+            in action order, a deterministic expert whose only choices are the subgoals.
     """
 
-    def __init__(self, eps: float = 0.0, seed: int | None = None):
+    def __init__(self, eps: float = 0.0, seed: int | None = None, tie_break: str = "uniform"):
         if not 0.0 <= eps <= 1.0:
             raise ValueError(f"eps must be in [0, 1], got {eps}")
-        self.eps = eps
+        if tie_break not in ("uniform", "first"):
+            raise ValueError(f"tie_break must be 'uniform' or 'first', got {tie_break!r}")
+        self.eps, self.tie_break = eps, tie_break
         self.rng = np.random.default_rng(seed)
         self._key: np.ndarray | None = None
         self._dist: np.ndarray | None = None
@@ -49,7 +53,8 @@ class GridExpert:
         dist = self._distances(core, target)
         cost = grid_logic.action_costs(core.cells, core.agent, target, core.g, dist)
         # Uniform tie-breaking: integer costs plus noise in [0, 0.5) keep the argmin optimal.
-        greedy = np.argmin(cost + 0.5 * self.rng.random(cost.shape), axis=1)
+        jitter = 0.5 * self.rng.random(cost.shape) if self.tie_break == "uniform" else 0.0
+        greedy = np.argmin(cost + jitter, axis=1)
         if self.eps == 0.0:
             return greedy
         # Safe: the task stays solvable, i.e. the target is still reachable after the move
