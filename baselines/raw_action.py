@@ -99,6 +99,8 @@ class RawActionConfig:
     """Task set to solve."""
     task: str | None = None
     """A single task such as ``"0-1-2-3"`` that replaces the task set's tasks."""
+    env_workers: int = 1
+    """Processes stepping the raw environments (see ``InternalRLConfig.env_workers``)."""
     episodes: int = 50_000
     """Episode budget."""
     batch_episodes: int = 256
@@ -125,7 +127,7 @@ def raw_action_rl(cfg: RawActionConfig) -> dict:
     model = load_model(cfg.base).train(False)  # dropout-free either way; keep eval semantics
     policy = BaseModelPolicy(model)
     n = min(cfg.batch_episodes, cfg.episodes)
-    raw = make_raw_batch(cfg.env, cfg.task_set, n, cfg.task)
+    raw = make_raw_batch(cfg.env, cfg.task_set, n, cfg.task, cfg.env_workers)
     ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
     return train_episodic(policy, lambda seeds, gen: collect_raw(raw, policy, seeds, gen),
                           episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,

@@ -622,3 +622,45 @@ def test_swiglu_transformer_step_equals_forward():
     assert torch.allclose(torch.stack(steps, 1), full, atol=ATOL)
     with pytest.raises(ValueError, match="mlp"):
         ModelConfig(mlp="gelu")
+
+
+def ant_obs(yaw: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Ant observations (41 values: 4 colours, 1 wall) with the torso turned by ``yaw`` and
+    the given world-frame object offsets ``(..., 5, 2)``; everything else fixed."""
+    obs = torch.zeros(*yaw.shape, 41)
+    quat = torch.stack([torch.cos(yaw / 2), 0 * yaw, 0 * yaw, torch.sin(yaw / 2)], -1)
+    obs[..., 1:5] = torch.sign(quat) * torch.log1p(quat.abs())  # symlog, as the env does
+    obs[..., 29:39] = offsets.flatten(-2)
+    return obs
+
+
+def test_ant_object_encoder_sees_colours_from_the_body():
+    from irl_agents.models.encoders import AntObjectEncoder
+
+    torch.manual_seed(0)
+    enc = AntObjectEncoder(41, 16, 4, colours=4)
+    offsets = torch.rand(3, 5, 2) - 0.5
+    yaw = torch.rand(3) * 6 - 3
+    rot = torch.stack([torch.stack([torch.cos(yaw), -torch.sin(yaw)], -1),
+                       torch.stack([torch.sin(yaw), torch.cos(yaw)], -1)], -2)  # (3, 2, 2)
+    turned = torch.einsum("bij,bkj->bki", rot, offsets)
+    # turning the ant and the world together changes none of the objects it sees
+    for a, b in zip(enc.objects(ant_obs(yaw, turned)), enc.objects(ant_obs(0 * yaw, offsets)),
+                    strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    # swapping two colours' offsets swaps their slots: one code for every colour
+    swapped = offsets[:, [1, 0, 2, 3, 4]]
+    a = enc.colour_mlp(torch.cat([offsets, offsets.norm(dim=-1, keepdim=True)], -1))
+    b = enc.colour_mlp(torch.cat([swapped, swapped.norm(dim=-1, keepdim=True)], -1))
+    assert torch.allclose(a[:, 0], b[:, 1]) and torch.allclose(a[:, 1], b[:, 0])
+    with pytest.raises(ValueError, match="ant_colours"):
+        AntObjectEncoder(41, 16, 4, colours=6)
+    cfg = ModelConfig(kind="ssm", obs_dim=41, action_dim=8, discrete=False, d_model=16,
+                      n_layers=2, d_mlp=32, obs_encoder="ant_objects", conv_channels=4)
+    model = build_model(cfg).eval()
+    obs = ant_obs(torch.rand(2, 6), torch.rand(2, 6, 5, 2) - 0.5)
+    with torch.no_grad():
+        full = model(obs).mean
+        state = model.initial_state(2)
+        steps = [model.step(obs[:, t], state)[0].mean for t in range(6)]
+    assert torch.allclose(torch.stack(steps, 1), full, atol=ATOL)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ModelKind = Literal["transformer", "ssm"]
-ObsEncoder = Literal["linear", "grid_conv", "grid_ego", "grid_objects"]
-OBS_ENCODERS: tuple[str, ...] = ("linear", "grid_conv", "grid_ego", "grid_objects")
+ObsEncoder = Literal["linear", "grid_conv", "grid_ego", "grid_objects", "ant_objects"]
+OBS_ENCODERS: tuple[str, ...] = ("linear", "grid_conv", "grid_ego", "grid_objects", "ant_objects")
 GRID_ENCODERS: tuple[str, ...] = ("grid_conv", "grid_ego", "grid_objects")
 ObsLikelihood = Literal["bernoulli", "gaussian"]
 
@@ -33,8 +33,9 @@ class ModelConfig:
     obs_encoder: ObsEncoder = "linear"
     """Map from observation to the residual stream: ``"linear"`` (paper), ``"grid_conv"``
     (two 3x3 convolutions over the ``obs_shape`` planes), ``"grid_ego"`` (the planes
-    re-centred on the agent, then convolutions) or ``"grid_objects"`` (re-centred, one shared
-    encoder per colour plane); see :mod:`.encoders`."""
+    re-centred on the agent, then convolutions), ``"grid_objects"`` (re-centred, one shared
+    encoder per colour plane) or ``"ant_objects"`` (the ant's colour offsets in its body
+    frame, one shared encoder per colour); see :mod:`.encoders`."""
     obs_shape: list[int] | None = None
     """``[C, H, W]`` planes of a ``grid_conv`` observation (gridworld: ``[13, 7, 7]``)."""
     conv_channels: int = 32
@@ -43,6 +44,9 @@ class ModelConfig:
     grid_colours: int = 8
     """Number of leading colour planes in ``obs_shape`` (``grid_objects`` only); the planes
     after them up to the last (the agent) are obstacles."""
+    ant_colours: int = 4
+    """Number of colour offsets in an ant observation (``ant_objects`` only); the offsets
+    after them are walls."""
     d_model: int = 128
     """Residual-stream width d (paper: 256)."""
     n_layers: int = 4

@@ -14,6 +14,8 @@
   "Colour c is two cells to the left" then has the same code for every c, so "walk to the
   target colour" becomes one AND of the target's identity and its slot's direction features,
   instead of a separate navigation skill per colour (see docs/results.md).
+- ``ant_objects``: the ant's analogue (:class:`AntObjectEncoder`): each colour's offset from
+  the torso, turned into the body frame, through one encoder shared by all colours.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ def build_encoder(config: ModelConfig) -> nn.Module:
     """The observation encoder named by ``config.obs_encoder``."""
     if config.obs_encoder == "linear":
         return nn.Linear(config.obs_dim, config.d_model)
+    if config.obs_encoder == "ant_objects":
+        return AntObjectEncoder(config.obs_dim, config.d_model, config.conv_channels,
+                                config.ant_colours)
     if config.obs_shape is None:
         raise ValueError(f"obs_encoder={config.obs_encoder!r} needs ModelConfig.obs_shape "
                          "[C, H, W]")
@@ -138,3 +143,59 @@ class EgocentricObjectEncoder(nn.Module):
         walls = window[:, self.colours : -1].sum(1)
         obstacle = self.obstacle_mlp(torch.cat([walls, window[:, -1]], 1))
         return self.proj(torch.cat([colour, obstacle], 1)).reshape(*lead, -1)
+
+
+def symexp(x: Tensor) -> Tensor:
+    """Inverse of ``symlog(x) = sign(x) log(1 + |x|)``."""
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+class AntObjectEncoder(nn.Module):
+    """The ant's colours seen from its body, one encoder shared by every colour
+    (``ant_objects``).
+
+    The observation (``irl_envs.ant_subgoals``: 27 symlog proprioceptive values, global
+    position, one world-frame offset per colour then per wall, the position in the cell) is
+    split into objects. Each offset is rotated into the torso's heading frame (yaw from the
+    quaternion) and, with its length, goes through an MLP shared by all colours into that
+    colour's slot; walls share a second MLP and are summed; the body (proprioception, global
+    and in-cell position) has a third. The concatenation maps linearly to ``d``. As with
+    ``grid_objects``, "colour c is ahead and to the left" has one code for every c, so
+    walking to the target is one skill keyed by the target's identity.
+    """
+
+    proprio_dim = 27
+
+    def __init__(self, obs_dim: int, d_model: int, width: int, colours: int) -> None:
+        super().__init__()
+        objects, rest = divmod(obs_dim - self.proprio_dim - 4, 2)
+        if rest or not 1 <= colours <= objects:
+            raise ValueError(f"ant_colours must be in [1, {objects}] for obs_dim {obs_dim} (27 "
+                             f"proprio + 2 xy + 2 per object + 2 in-cell), got {colours}")
+        self.colours, self.walls = colours, objects - colours
+
+        def mlp(n_in: int) -> nn.Sequential:
+            return nn.Sequential(nn.Linear(n_in, 4 * width), nn.ReLU(),
+                                 nn.Linear(4 * width, width), nn.ReLU())
+
+        self.colour_mlp, self.wall_mlp = mlp(3), mlp(3)
+        self.body_mlp = mlp(self.proprio_dim + 4)
+        self.proj = nn.Linear((colours + 2) * width, d_model)
+
+    def objects(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Colour slots ``(..., O * width)`` and summed wall features ``(..., width)``."""
+        p = self.proprio_dim
+        q = symexp(obs[..., 1:5])  # torso quaternion (w, x, y, z)
+        yaw = torch.atan2(2 * (q[..., 0] * q[..., 3] + q[..., 1] * q[..., 2]),
+                          1 - 2 * (q[..., 2] ** 2 + q[..., 3] ** 2))
+        cos, sin = torch.cos(yaw)[..., None], torch.sin(yaw)[..., None]
+        rel = obs[..., p + 2 : -2].unflatten(-1, (-1, 2))  # (..., objects, 2), world frame
+        body = torch.stack([cos * rel[..., 0] + sin * rel[..., 1],
+                            -sin * rel[..., 0] + cos * rel[..., 1]], -1)
+        feats = torch.cat([body, rel.norm(dim=-1, keepdim=True)], -1)
+        colour = self.colour_mlp(feats[..., : self.colours, :]).flatten(-2)
+        return colour, self.wall_mlp(feats[..., self.colours :, :]).sum(-2)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        own = self.body_mlp(torch.cat([obs[..., : self.proprio_dim + 2], obs[..., -2:]], -1))
+        return self.proj(torch.cat([*self.objects(obs), own], -1))
