@@ -55,3 +55,12 @@ def test_demo_command(tmp_path, capsys):
     assert "success_before_rl" in printed and "episodes_to_0.9" in printed
     assert (out / "success.png").stat().st_size > 1000
     assert (out / "curve.csv").read_text().count("\n") == 3  # header + 2 batches of 256
+
+
+def test_ant_demo_command(tmp_path, capsys):
+    out = tmp_path / "demo-ant"
+    assert main(["demo", "--env", "ant", "--episodes", "256", "--out", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "normalised_final_success" in printed and "expert_success" in printed
+    assert (out / "curve.csv").read_text().count("\n") == 2  # header + 1 batch of 256
