@@ -1,7 +1,8 @@
 """Closed-loop success of a base model acting alone (no controller) on a family's task set.
 
 Does behaviour cloning walk? The model samples (or, with ``--greedy``, takes the mean/argmax
-of) its own action distribution, one episode per sub-environment.
+of) its own action distribution, one episode per sub-environment. Reported: success,
+colours visited, episode length, and how the episodes ended (the env's ``info["event"]``).
 
 Usage: python benchmarks/base_rollout.py --model DIR --env ant [--task-set pretrain]
        [--episodes 200] [--greedy] [--seed 0]
@@ -10,13 +11,15 @@ Usage: python benchmarks/base_rollout.py --model DIR --env ant [--task-set pretr
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import time
 
 import torch
 
-from irl_agents.controllers import ControllerConfig, evaluate_controllers
+from irl_agents.model_rollout import rollout_success
 from irl_agents.models import load_model
+from irl_envs.families import env_id, family
 
 
 def main() -> None:
@@ -31,10 +34,16 @@ def main() -> None:
     torch.set_num_threads(1)
     model = load_model(args.model).eval()
     start = time.perf_counter()
-    cfg = ControllerConfig(eval_episodes=args.episodes, greedy=args.greedy, seed=args.seed)
-    res = evaluate_controllers(model, None, cfg, env=args.env, task_set=args.task_set)
+    venv = family(args.env).make_vec(env_id(args.env, args.task_set), args.episodes)
+    res = rollout_success(model, venv, seed=10_000 + args.seed, greedy=args.greedy)
+    venv.close()
+    ends = collections.Counter("success" if ok else (ev or "time limit")
+                               for ok, ev in zip(res["success"], res["event"], strict=True))
     print(json.dumps({"model": args.model, "task_set": args.task_set, "greedy": args.greedy,
-                      **res, "seconds": round(time.perf_counter() - start, 1)}))
+                      "success_rate": float(res["success"].mean()),
+                      "mean_progress": float(res["progress"].mean()),
+                      "mean_length": float(res["length"].mean()), "ends": dict(ends),
+                      "seconds": round(time.perf_counter() - start, 1)}))
 
 
 if __name__ == "__main__":

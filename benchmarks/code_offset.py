@@ -15,6 +15,7 @@ import json
 
 import numpy as np
 import torch
+from code_probe import target_cells  # this folder's script (run as benchmarks/code_offset.py)
 
 from irl_agents.discovery import elbo_terms, load_metacontroller
 from irl_agents.episodes import pad_episodes
@@ -25,14 +26,14 @@ from irl_envs.datasets import load_dataset
 @torch.no_grad()
 def first_codes(base, meta, data, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """``z_0`` and ``(dx, dy, x, y)`` of the first target, per episode of ``index``."""
-    planes, g = data.meta["obs_shape"][0], data.meta["obs_shape"][1]
+    shape, colours = data.meta["obs_shape"], int(data.targets.max()) + 1
+    g = shape[1]
     zs, ys = [], []
     for start in range(0, len(index), 200):
         batch = pad_episodes(data, index[start : start + 200])
         _, _, post = elbo_terms(base, meta, batch, 0.0, sample=False)
-        obs = batch.obs[:, 0].reshape(-1, planes, g * g)
-        target = obs[torch.arange(len(obs)), batch.targets[:, 0].clamp_min(0)].argmax(-1)
-        agent = obs[:, -1].argmax(-1)
+        target = target_cells(batch, shape, colours)[:, 0]
+        agent = batch.obs[:, 0].reshape(len(target), shape[0], -1)[:, -1].argmax(-1)
         zs.append(post.z[:, 0])
         ys.append(torch.stack([target % g - agent % g, target // g - agent // g,
                                target % g, target // g], 1).float())

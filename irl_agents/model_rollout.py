@@ -31,8 +31,10 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
         greedy: take the most likely action instead of sampling.
 
     Returns:
-        ``{"success": (N,) bool, "length": (N,) int, "progress": (N,) int}`` where progress
-        is the number of task colours visited.
+        ``{"success": (N,) bool, "length": (N,) int, "progress": (N,) int, "event": (N,)
+        str}`` where progress is the number of task colours visited and event is how the
+        episode ended, where the env's info says (the ant's ``"wrong_colour"``, ``"wall"``,
+        ...; else empty).
     """
     model.eval()
     n = venv.num_envs
@@ -43,6 +45,7 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
     success = np.zeros(n, dtype=bool)
     length = np.zeros(n, dtype=np.int64)
     progress = np.zeros(n, dtype=np.int64)
+    event = np.full(n, "", dtype=object)
     for _ in range(max_steps):
         ctrl = controller_fn(info) if controller_fn is not None else None
         out, state = model.step(torch.as_tensor(obs, dtype=torch.float32), state,
@@ -58,10 +61,13 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
         length += live
         progress = np.where(live, np.asarray(info["next_index"]), progress)
         success |= live & (np.asarray(reward) > 0)
+        ends = live & (terminated | truncated)
+        if "event" in info:
+            event[ends] = np.asarray(info["event"], dtype=object)[ends]
         done |= terminated | truncated
         if done.all():
             break
-    return {"success": success, "length": length, "progress": progress}
+    return {"success": success, "length": length, "progress": progress, "event": event}
 
 
 def subgoal_indices(info: dict, subgoal_of: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:

@@ -208,6 +208,7 @@ class ProcessRawBatch(RawBatch):
         probe = make_env()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
+        self._obs_dim = int(np.prod(self.observation_space.shape))
 
     def _call(self, calls: dict[int, tuple[str, tuple]]) -> dict[int, Any]:
         """Send one call to each worker in ``calls`` at once, then gather the answers."""
@@ -235,8 +236,7 @@ class ProcessRawBatch(RawBatch):
         parts = self._split(rows)
         out = self._call({k: ("reset", (rows[pos] - self._starts[k], [seeds[i] for i in pos]))
                           for k, pos in parts.items()})
-        obs = np.zeros((len(rows), *self.observation_space.shape), np.float32).reshape(
-            len(rows), -1)
+        obs = np.zeros((len(rows), self._obs_dim), np.float32)
         for k, pos in parts.items():
             obs[pos] = out[k]
         return obs
@@ -247,7 +247,7 @@ class ProcessRawBatch(RawBatch):
         out = self._call({k: ("step", (rows[pos] - self._starts[k], actions[pos]))
                           for k, pos in parts.items()})
         n = len(rows)
-        obs = np.zeros((n, int(np.prod(self.observation_space.shape))), np.float32)
+        obs = np.zeros((n, self._obs_dim), np.float32)
         rew, term, trunc = np.zeros(n, np.float32), np.zeros(n, bool), np.zeros(n, bool)
         for k, pos in parts.items():
             obs[pos], rew[pos], term[pos], trunc[pos] = out[k]
