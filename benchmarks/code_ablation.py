@@ -5,10 +5,14 @@ On held-out expert episodes, the frozen base model's action NLL per step is meas
 - ``own codes``: the posterior-mean codes of the episode itself (the trained behaviour);
 - ``shuffled codes``: the code sequence of another episode (rolled by one in the batch);
 - ``zero code``: z = 0 at every step (the decoder's code-independent controller);
-- ``no controller``: the unsteered base model.
+- ``no controller``: the unsteered base model;
+- ``own codes, bias part`` / ``own codes, state part``: own codes, with ``U_t`` applied only
+  to the mean residual of the batch (``e + U_t e_mean``: a push that ignores the state) or
+  only to the state's deviation from it (``e + U_t (e - e_mean)``).
 
 If "zero code" is as good as "own codes", the gain is code-independent and the codes carry
-nothing the decoder uses.
+nothing the decoder uses. If the bias part alone gives most of the gain, the codes act as
+state-independent pushes (e.g. "go up"), not as "attend to colour k".
 
 Usage: python benchmarks/code_ablation.py --meta DIR [--base DIR] [--dataset FILE]
        [--episodes 500]
@@ -45,6 +49,16 @@ def ablation_nll(base, meta, batch) -> dict[str, float]:
         out[name] = base.loss(batch.obs, batch.actions, mask, layer=layer,
                               controller=lambda e, z=z: meta.decode(z)(e))[1]["action_nll"]
     out["no controller"] = base.loss(batch.obs, batch.actions, mask)[1]["action_nll"]
+    own_ctrl = meta.decode(codes["z"])
+    for name, part in (("own codes, bias part", lambda e, m: m.expand_as(e)),
+                       ("own codes, state part", lambda e, m: e - m)):
+
+        def split(e, part=part):
+            mean = e[mask].mean(0)
+            return e + own_ctrl(part(e, mean)) - part(e, mean)
+
+        out[name] = base.loss(batch.obs, batch.actions, mask, controller=split,
+                              layer=layer)[1]["action_nll"]
     return {k: float(v) for k, v in out.items()}
 
 

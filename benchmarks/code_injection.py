@@ -12,6 +12,11 @@ alone picks a pair by chance, ~0.25).
   with the episode's first pair;
 - ``fitted``: one code per pair fitted by action NLL through the frozen decoder, using the
   labels: the best any single code can do, i.e. whether the decoder can express the subgoal;
+- ``own layout``: for each new episode, the encoder's first code of an expert episode in
+  *that same* layout and start: what a latent policy that computed the encoder's code from
+  the first observation would get (an upper bound for layout-specific codes);
+- ``codebook`` (a metacontroller with ``codebook = K``): each of its K controllers, injected
+  into every pair's task, as a K x 4 table;
 - ``ground truth`` (``--controller-steps N``): the labelled controllers of PAPER §4 at the
   same layer, for reference.
 
@@ -38,6 +43,8 @@ from irl_agents.raw_batch import make_raw_batch
 from irl_agents.reporting import table
 from irl_envs.colour_sequence import ColourSequenceVectorEnv
 from irl_envs.datasets import Demonstrations, load_dataset
+from irl_envs.experts.grid_expert import GridExpert
+from irl_envs.rollout import run_episodes
 
 PAIRS = 4
 
@@ -95,10 +102,35 @@ def fitted_codes(base: BaseModel, meta, data: Demonstrations, index: np.ndarray,
     return {k: [codes[k].detach()] for k in range(PAIRS)}, nll
 
 
+def codebook_codes(meta) -> list[torch.Tensor]:
+    """For each of a codebook decoder's K controllers, a code that selects it."""
+    select = meta.hyper.select
+    target = 10.0 * torch.eye(select.out_features) - select.bias.detach()
+    return list(torch.linalg.lstsq(select.weight.detach(), target.T).solution.T)
+
+
+@torch.no_grad()
+def own_layout_codes(base: BaseModel, meta, pair: int, episodes: int, seed: int
+                     ) -> torch.Tensor:
+    """``(episodes, n_z)``: the encoder's first code of an expert episode in each new layout."""
+    venv = ColourSequenceVectorEnv(episodes, tasks=[(2 * pair, 2 * pair + 1)])
+    eps = run_episodes(venv, GridExpert(seed=seed).act, episodes, seed, progress=False)
+    starts = np.concatenate([[0], np.cumsum(eps.lengths)[:-1]])
+    length = int(eps.lengths.max())
+    obs = torch.zeros(episodes, length, eps.observations.shape[1])
+    mask = torch.zeros(episodes, length, dtype=torch.bool)
+    for i, (start, n) in enumerate(zip(starts, eps.lengths, strict=True)):
+        obs[i, :n] = torch.as_tensor(eps.observations[start : start + n])
+        mask[i, :n] = True
+    e = base(obs, return_residual_at=meta.cfg.layer).residual
+    return meta.posterior(e, mask, sample=False).z[:, 0]
+
+
 @torch.no_grad()
 def inject(base: BaseModel, meta, code: torch.Tensor | None, pair: int, episodes: int,
            seed: int) -> tuple[float, float]:
-    """P(first colour reached is 2k), P(pair completed) with ``code`` held from t=0."""
+    """P(first colour reached is 2k), P(pair completed) with ``code`` held from t=0
+    (one code ``(n_z,)`` for every episode, or one per episode ``(episodes, n_z)``)."""
     if code is None:  # no injection: the base model alone
         venv = ColourSequenceVectorEnv(episodes, tasks=[(2 * pair, 2 * pair + 1)])
         res = rollout_success(base, venv, seed=seed)
@@ -154,6 +186,11 @@ def main() -> None:
             rows.append({"source": name, "pair": k, "codes": len(results),
                          "reach 2k first": float(np.mean(firsts)), "best code": max(firsts),
                          "pair done": float(np.mean(dones))})
+    for k in range(PAIRS):
+        first, done = inject(base, meta, own_layout_codes(base, meta, k, args.episodes, seed), k,
+                             args.episodes, seed)
+        rows.append({"source": "own layout", "pair": k, "codes": args.episodes,
+                     "reach 2k first": first, "best code": first, "pair done": done})
     if args.controller_steps:
         bank, _ = train_controllers(base, data, ControllerConfig(
             layer=meta.cfg.layer, steps=args.controller_steps, seed=args.seed), progress=False)
@@ -168,6 +205,12 @@ def main() -> None:
                          "pair done": float(res["success"].mean())})
     print(table([{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
                  for r in rows]))
+    if meta.cfg.codebook:
+        print("codebook: how often each controller's code reaches pair k first")
+        print(table([{"controller": j, **{f"pair {k}": round(inject(base, meta, z, k,
+                                                                    args.episodes, seed)[0], 3)
+                                          for k in range(PAIRS)}}
+                     for j, z in enumerate(codebook_codes(meta))]))
     print(f"fitted codes: action NLL {fit_nll:.3f}; {time.perf_counter() - start:.0f} s")
 
 

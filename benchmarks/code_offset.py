@@ -3,7 +3,8 @@
 At the first step of held-out expert episodes (where the first code is chosen), a linear
 regression from the posterior-mean code z_0 to the first target's offset from the agent
 (dx, dy, in cells: egocentric) and to its absolute cell (x, y) is fit on 3,000 episodes and
-scored by R^2 on the last 500. Gridworld datasets only.
+scored by R^2 on the last 500. Gridworld datasets only. For a codebook metacontroller it also
+prints, per controller, how often z_0 chooses it and the mean offset of the target then.
 
 Usage: python benchmarks/code_offset.py --meta DIR [--base DIR] [--dataset FILE]
 """
@@ -20,6 +21,7 @@ from code_probe import target_cells  # this folder's script (run as benchmarks/c
 from irl_agents.discovery import elbo_terms, load_metacontroller
 from irl_agents.episodes import pad_episodes
 from irl_agents.models import load_model
+from irl_agents.reporting import table
 from irl_envs.datasets import load_dataset
 
 
@@ -58,6 +60,13 @@ def main() -> None:
     print(json.dumps({"meta": args.meta, "dataset": args.dataset,
                       **{f"r2_{k}": round(v, 3) for k, v in zip(["dx", "dy", "x", "y"], r2,
                                                                 strict=True)}}))
+    if meta.cfg.codebook:
+        chosen = meta.hyper.select(zt).argmax(-1)
+        print(table([{"controller": k, "episodes": int((chosen == k).sum()),
+                      "mean dx": round(float(yt[chosen == k, 0].mean()), 2),
+                      "mean dy": round(float(yt[chosen == k, 1].mean()), 2),
+                      "P(dy < 0)": round(float((yt[chosen == k, 1] < 0).float().mean()), 2)}
+                     for k in range(meta.cfg.codebook)]))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 The posterior codes (means) of expert episodes are standardised and a linear (or, with
 ``--mlp``, a one-hidden-layer) classifier is fit to a label at every step, then scored on
-held-out episodes against the majority class. Labels (``--label``):
+held-out episodes against the majority class. For a codebook metacontroller it also prints how
+the held-out steps' chosen controllers split over the labels. Labels (``--label``):
 
 - ``subgoal``: the true subgoal (grid: colour pair);
 - ``target_cell``: the grid cell of the next target colour in this episode's layout
@@ -24,6 +25,7 @@ from torch import nn
 from irl_agents.discovery import elbo_terms, load_metacontroller
 from irl_agents.episodes import pad_episodes
 from irl_agents.models import load_model
+from irl_agents.reporting import table
 from irl_envs.datasets import load_dataset
 
 
@@ -91,6 +93,12 @@ def main() -> None:
     kind = "MLP" if args.mlp else "linear"
     print(f"{args.meta}: {kind} probe z_t -> {args.label}, held-out accuracy {acc:.3f} "
           f"(majority class {majority:.3f})")
+    if meta.cfg.codebook and args.label == "subgoal":
+        with torch.no_grad():
+            chosen = meta.hyper.select(z_test * std + mean).argmax(-1)
+        print(table([{"controller": k, **{f"subgoal {c}": int(((chosen == k) & (y_test == c)).sum())
+                                          for c in range(classes)}}
+                     for k in range(meta.cfg.codebook)]))
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ class DiscoverConfig:
     """Ablation: beta_t = 1 at every step (no temporal abstraction)."""
     embedding: str = "global"
     """Encoder's non-causal input (see :class:`MetacontrollerConfig`)."""
+    codebook: int = 0
+    """Decoder: 0, the paper's continuous hypernetwork; K > 0, one of K learned controllers
+    (see :class:`MetacontrollerConfig`)."""
     cotrain: str = "frozen"
     """``"frozen"`` (the method), ``"pretrained"`` (co-train starting from the base weights)
     or ``"scratch"`` (co-train a freshly initialised base of the same architecture)."""
@@ -218,7 +221,8 @@ def discover(cfg: DiscoverConfig) -> dict:
     layer = base.n_layers // 2 if cfg.layer is None else cfg.layer
     meta = Metacontroller(MetacontrollerConfig(d_model=base.d_model, layer=layer, n_z=cfg.n_z,
                                                rank=cfg.rank, force_switch=cfg.force_switch,
-                                               embedding=cfg.embedding))
+                                               embedding=cfg.embedding,
+                                               codebook=cfg.codebook))
     if start_step:
         meta.load_state_dict(load_metacontroller(ckpt).state_dict())
     groups = [{"params": list(meta.parameters()), "lr": cfg.lr}]

@@ -11,6 +11,9 @@ linear controller ``e_t <- e_t + U_t e_t`` there. ``U_t`` is decoded from a late
     z_t        = beta_t z~_t + (1 - beta_t) z_{t-1}
     U_t        = f_hyp(z_t)                               low-rank A_t B_t^T (or full)
 
+(with ``codebook = K``, ``f_hyp`` picks one of K learned controllers instead:
+:class:`CodebookDecoder`)
+
 trained on expert episodes with ``sum_t -ln p(a_t | o_1:t, z_1:t) + alpha KL(N(mu_t, sd_t) ||
 N(0, I))``. No sparsity penalty: a switch costs KL, holding the previous code is free.
 
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from irl_agents.models.controller import LinearController
+from irl_agents.models.controller import ControllerBank, LinearController
 
 EMBEDDINGS = ("global", "per_step")
 """Choices of :attr:`MetacontrollerConfig.embedding`."""
@@ -58,10 +61,17 @@ class MetacontrollerConfig:
     """Non-causal input of the encoder: ``"global"``, one summary ``s`` of the whole episode
     (PAPER §5), or ``"per_step"``, a bidirectional GRU's output ``s_t`` at every step, whose
     backward half summarises the episode's future from t (what the next subgoal is)."""
+    codebook: int = 0
+    """0: the paper's hypernetwork, continuous in z. K > 0: :class:`CodebookDecoder`, one of
+    K learned controllers, so that a code can name an abstract action but not a precise
+    displacement (continuous codes learn displacements at CPU scale: docs/results.md)."""
 
     def __post_init__(self) -> None:
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        if self.codebook < 0:
+            raise ValueError(f"codebook must be 0 (continuous) or a number of controllers K > 0, "
+                             f"got {self.codebook}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -128,6 +138,67 @@ class HyperDecoder(nn.Sequential):
                                 b.view(*z.shape[:-1], d, r) * scale)
 
 
+class CodebookController(LinearController):
+    """The chosen controller ``U_k`` (its factors, for stepping), whose call during training
+    adds every ``U_j e`` weighted by straight-through one-hot weights ``w``: the value is
+    ``e + U_k e``, and ``dL/dw_j = <dL/de', U_j e>`` tells the encoder what each choice would
+    change."""
+
+    def __init__(self, w: Tensor, bank: ControllerBank) -> None:
+        chosen = bank.controller(w.argmax(-1))
+        super().__init__(chosen.a, chosen.b, chosen.u)
+        self.w, self.bank = w, bank
+
+    def __call__(self, e: Tensor) -> Tensor:
+        if not self.w.requires_grad:
+            return super().__call__(e)
+        bank = self.bank
+        if bank.rank is None:
+            each = torch.einsum("kij,...j->...ki", bank.u, e)
+        else:
+            each = torch.einsum("kdr,...kr->...kd", bank.a,
+                                torch.einsum("kdr,...d->...kr", bank.b, e))
+        return e + torch.einsum("...k,...kd->...d", self.w, each)
+
+
+class CodebookDecoder(nn.Module):
+    """``z -> U_k`` with ``k = argmax_j (W z)_j``: one of K learned controllers.
+
+    The forward pass uses exactly one controller; gradients reach ``W`` (and so the encoder)
+    through the softmax of ``W z`` (straight-through, :class:`CodebookController`). The K
+    controllers start small and different, so that the choice matters from the first step.
+    Why a codebook: a continuous hypernetwork lets a code be a precise displacement, which
+    names a colour only within one layout; K controllers cannot express that, and one
+    controller per subgoal is the best such code (PAPER §4).
+
+    Args:
+        d_model: residual width d.
+        n_z: code size.
+        num_controllers: K.
+        rank: rank of each ``U_k`` (0: full matrices).
+    """
+
+    def __init__(self, d_model: int, n_z: int, num_controllers: int, rank: int) -> None:
+        super().__init__()
+        self.select = nn.Linear(n_z, num_controllers)
+        self.bank = ControllerBank(num_controllers, d_model, rank or None)
+        with torch.no_grad():  # |U_k e| ~ 0.1 |e| at initialisation
+            if rank:
+                self.bank.a.normal_(0.0, 0.1 / rank**0.5)
+            else:
+                self.bank.u.normal_(0.0, 0.1 / d_model**0.5)
+
+    def weights(self, z: Tensor) -> Tensor:
+        """One-hot ``(..., K)`` of the chosen controller, with softmax gradients."""
+        soft = torch.softmax(self.select(z), -1)
+        hard = nn.functional.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+        return hard + soft - soft.detach()
+
+    def decode(self, z: Tensor) -> CodebookController:
+        """Controller ``e -> e + U_k e`` for codes ``z (..., n_z)``."""
+        return CodebookController(self.weights(z), self.bank)
+
+
 class Metacontroller(nn.Module):
     """Switching latent controller over a base model's residual stream (module docstring)."""
 
@@ -140,7 +211,8 @@ class Metacontroller(nn.Module):
         self.embed_out = nn.Linear(2 * cfg.n_s, cfg.n_s)
         self.encoder = _mlp(d + cfg.n_h + cfg.n_s, cfg.enc_hidden, 2 * cfg.n_z)
         self.switch = _mlp(d + cfg.n_h + cfg.n_z, cfg.enc_hidden, 1)
-        self.hyper = HyperDecoder(d, cfg.n_z, cfg.hyper_hidden, cfg.rank)
+        self.hyper = (CodebookDecoder(d, cfg.n_z, cfg.codebook, cfg.rank) if cfg.codebook
+                      else HyperDecoder(d, cfg.n_z, cfg.hyper_hidden, cfg.rank))
 
     # --------------------------------------------------------------------------- decoder
     def decode(self, z: Tensor) -> LinearController:

@@ -58,6 +58,19 @@ def test_every_step_switches_without_temporal_abstraction(models):
             break
 
 
+def test_codebook_metacontroller_steps_with_the_chosen_controller(models):
+    base, _ = models
+    meta = Metacontroller(MetacontrollerConfig(d_model=32, layer=1, n_z=4, rank=4,
+                                               codebook=3)).eval()
+    env = LatentActionEnv(base, meta, GridRawBatch(1, tasks=TASKS))
+    gym_check_env(env, skip_render_check=True)
+    env.reset(seed=3)
+    z = np.ones(4, dtype=np.float32)
+    env.step(z)
+    chosen = int(meta.hyper.select(torch.as_tensor(z)).argmax())
+    assert torch.equal(env.core.a[0], meta.hyper.bank.a[chosen])
+
+
 def test_unreachable_threshold_runs_whole_episodes(models):
     env = LatentActionEnv(*models, GridRawBatch(1, tasks=TASKS), threshold=1.0)
     env.reset(seed=2)

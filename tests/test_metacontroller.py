@@ -16,6 +16,7 @@ from irl_agents.discovery import (
 from irl_agents.episodes import pad_episodes
 from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig
 from irl_agents.models import ModelConfig, build_model, save_model
+from irl_agents.models.controller import LinearController
 from irl_envs.datasets import generate_dataset
 
 
@@ -63,6 +64,26 @@ def test_decoder_starts_as_identity(rank):
     meta = Metacontroller(MetacontrollerConfig(d_model=8, layer=0, n_z=3, rank=rank))
     e = torch.randn(2, 5, 8)
     assert torch.allclose(meta.decode(torch.randn(2, 5, 3))(e), e)
+
+
+@pytest.mark.parametrize("rank", [4, 0])
+def test_codebook_decoder_applies_exactly_the_selected_controller(rank):
+    torch.manual_seed(0)
+    meta = Metacontroller(MetacontrollerConfig(d_model=8, layer=0, n_z=3, rank=rank, codebook=5))
+    bank = meta.hyper.bank
+    z, e = torch.randn(4, 3, requires_grad=True), torch.randn(4, 8)
+    chosen = meta.hyper.select(z).argmax(-1)
+    ctrl = meta.decode(z)
+    assert torch.allclose(ctrl(e), bank(e, chosen), atol=1e-5)
+    with torch.no_grad():  # the factors a stepping environment stores are the chosen ones
+        assert torch.allclose(LinearController(ctrl.a, ctrl.b, ctrl.u)(e), ctrl(e), atol=1e-5)
+    ctrl(e).square().sum().backward()  # straight-through: the code gets a gradient
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_codebook_must_not_be_negative():
+    with pytest.raises(ValueError, match="codebook"):
+        MetacontrollerConfig(codebook=-1)
 
 
 @pytest.mark.parametrize("embedding", ["global", "per_step"])

@@ -34,6 +34,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force-switch", action="store_true", help="ablation: beta = 1 always")
     p.add_argument("--embedding", choices=["global", "per_step"], default=d.embedding,
                    help="encoder's non-causal input: one episode summary (paper) or per step")
+    p.add_argument("--codebook", type=int, default=d.codebook, metavar="K",
+                   help="decoder: 0 = continuous hypernetwork (paper), K > 0 = one of K "
+                        "learned controllers chosen by z")
     p.add_argument("--cotrain", choices=["frozen", "pretrained", "scratch"], default=d.cotrain)
     p.add_argument("--plot", metavar="PNG", help="write rate (KL) vs distortion (action NLL)")
     p.add_argument("--traces", metavar="PNG",
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                              batch_size=args.batch_size,
                              lr=args.lr, rank=args.rank, n_z=args.n_z,
                              force_switch=args.force_switch, embedding=args.embedding,
-                             cotrain=args.cotrain,
+                             codebook=args.codebook, cotrain=args.cotrain,
                              seed=args.seed, progress=not args.no_progress)
         summary = discover(cfg)
         rows.append({"alpha": alpha, **{k: round(v, 4) for k, v in summary["alignment"].items()},
