@@ -251,21 +251,20 @@ def compare(cfg: CompareConfig) -> dict:
 # --------------------------------------------------------------------------- results
 def gather(out: Path, methods: Sequence[str], seeds: int) -> list[dict]:
     """One record per finished run: curve, episodes to 0.5 and 0.9, final success, time."""
-    runs = []
-    for name in methods:
-        for seed in range(seeds):
-            folder = _run_dir(out, name, seed)
-            if not (folder / "summary.json").is_file():
-                continue
-            curve = read_curve(folder / "curve.csv")
-            summary = json.loads((folder / "summary.json").read_text())
-            runs.append({"method": name, "seed": seed, "episodes": curve["episodes"],
-                         "success_rate": curve["success_rate"],
-                         "final_success_rate": curve["success_rate"][-1],
-                         "episodes_to_0.5": episodes_to(curve, 0.5),
-                         "episodes_to_0.9": episodes_to(curve, 0.9),
-                         "seconds": summary.get("seconds")})
-    return runs
+    return [run_record(_run_dir(out, name, seed), name, seed) for name in methods
+            for seed in range(seeds) if (_run_dir(out, name, seed) / "summary.json").is_file()]
+
+
+def run_record(folder: Path, method: str, seed: int) -> dict:
+    """A finished run folder (``curve.csv`` + ``summary.json``) as one record of the tables."""
+    curve = read_curve(folder / "curve.csv")
+    summary = json.loads((folder / "summary.json").read_text())
+    return {"method": method, "seed": seed, "episodes": curve["episodes"],
+            "success_rate": curve["success_rate"],
+            "final_success_rate": curve["success_rate"][-1],
+            "episodes_to_0.5": episodes_to(curve, 0.5),
+            "episodes_to_0.9": episodes_to(curve, 0.9),
+            "seconds": summary.get("seconds")}
 
 
 def default_budgets(episodes: int, batch: int) -> list[int]:
