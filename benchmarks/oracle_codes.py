@@ -21,7 +21,6 @@ Usage: python benchmarks/oracle_codes.py --meta irl_agents/weights/grid/metacont
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
@@ -30,7 +29,7 @@ import torch
 from irl_agents.controllers import ControllerConfig, train_controllers
 from irl_agents.discovery import load_metacontroller, save_metacontroller
 from irl_agents.latent_env import LatentCore
-from irl_agents.metacontroller import Metacontroller
+from irl_agents.metacontroller import Metacontroller, codebook_metacontroller
 from irl_agents.models import BaseModel, load_model
 from irl_agents.raw_batch import make_raw_batch
 from irl_envs.datasets import load_dataset
@@ -74,17 +73,7 @@ def main() -> None:
     bank, info = train_controllers(base, data, ControllerConfig(
         layer=meta.cfg.layer, rank=meta.cfg.rank, steps=args.steps, seed=args.seed),
         progress=False)
-    pairs = bank.num_controllers
-    if meta.cfg.n_z < pairs:
-        raise ValueError(f"the metacontroller's n_z ({meta.cfg.n_z}) must be >= {pairs}")
-    oracle = Metacontroller(dataclasses.replace(meta.cfg, codebook=pairs))
-    state = {k: v for k, v in meta.state_dict().items() if not k.startswith("hyper.")}
-    oracle.load_state_dict(state, strict=False)
-    with torch.no_grad():
-        oracle.hyper.bank.load_state_dict(bank.state_dict())
-        oracle.hyper.select.weight.zero_()
-        oracle.hyper.select.weight[:, :pairs] = torch.eye(pairs)
-        oracle.hyper.select.bias.zero_()
+    oracle = codebook_metacontroller(meta, bank)
     save_metacontroller(oracle, args.out, extra={
         "oracle": {"switching_from": args.meta, "controller_steps": args.steps,
                    "seed": args.seed, "controller_nll": info["final_action_nll"]}})

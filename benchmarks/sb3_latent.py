@@ -1,11 +1,13 @@
 """Internal RL with an off-the-shelf Stable-Baselines3 algorithm on the latent-action env.
 
 Runs SB3 PPO (or sb3-contrib RecurrentPPO) on ``LatentVecEnv`` over the shipped gridworld
-base model and metacontroller (post-training task) and prints the success rate per block of
+base model and a metacontroller (default: the shipped one; ``--meta`` any folder, e.g. segment
+codes) on the post-training task or one ``--task``, and prints the success rate per block of
 finished episodes: the same problem ``irl internal-rl`` solves with the paper's critic-free
 PPO, through SB3's generic interface.
 
 Usage: python benchmarks/sb3_latent.py [--algo PPO|RecurrentPPO] [--episodes 10000] [--seed 0]
+       [--meta DIR] [--task 0-1-2-3]
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10_000)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--meta", default=str(shipped("grid", "metacontroller")))
+    parser.add_argument("--task", default=None, help="one task, e.g. 0-1-2-3 (default: the set)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    base, meta = load_model(shipped("grid", "base")), load_metacontroller(
-        shipped("grid", "metacontroller"))
+    base, meta = load_model(shipped("grid", "base")), load_metacontroller(args.meta)
     venv = LatentVecEnv(base.eval(), meta.eval(), make_raw_batch("grid", "posttrain",
-                                                                 args.num_envs))
+                                                                 args.num_envs, args.task))
     venv.seed(args.seed)
     if args.algo == "PPO":
         from stable_baselines3 import PPO as cls

@@ -20,6 +20,7 @@ _COMMANDS = (
     "irl_agents.commands.probe",
     "irl_agents.commands.controllers",
     "irl_agents.commands.discover",
+    "irl_agents.commands.segment_codes",
     "irl_agents.commands.internal_rl",
     "irl_agents.commands.demo",
     "irl_agents.commands.compare",

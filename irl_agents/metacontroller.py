@@ -270,3 +270,30 @@ class Metacontroller(nn.Module):
             betas.append(beta)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
         return Posterior(torch.stack(zs, 1), torch.stack(betas, 1), mu, logvar, kl)
+
+
+def codebook_metacontroller(meta: Metacontroller, bank: ControllerBank) -> Metacontroller:
+    """A copy of ``meta`` (history, encoder, switching unit) whose decoder is ``bank``'s K
+    controllers, chosen by ``argmax(z_1, ..., z_K)``: codes from N(0, I) pick one uniformly.
+
+    :param meta: metacontroller whose switching unit is kept; needs ``n_z >= K`` and the
+        bank's rank.
+    :param bank: the K controllers (e.g. per-subgoal controllers, PAPER §4).
+    """
+    k = bank.num_controllers
+    if meta.cfg.n_z < k:
+        raise ValueError(f"the metacontroller's n_z ({meta.cfg.n_z}) must be >= the number of "
+                         f"controllers ({k})")
+    if (bank.rank or 0) != meta.cfg.rank or bank.d_model != meta.cfg.d_model:
+        raise ValueError(f"bank (d={bank.d_model}, rank={bank.rank}) does not match the "
+                         f"metacontroller (d={meta.cfg.d_model}, rank={meta.cfg.rank})")
+    out = Metacontroller(dataclasses.replace(meta.cfg, codebook=k))
+    keep = {name: v for name, v in meta.state_dict().items() if not name.startswith("hyper.")}
+    out.load_state_dict(keep, strict=False)
+    with torch.no_grad():
+        out.hyper.bank.load_state_dict(bank.state_dict())
+        out.hyper.select.weight.zero_()
+        out.hyper.select.weight[:, :k] = torch.eye(k)
+        out.hyper.select.bias.zero_()
+    return out
+

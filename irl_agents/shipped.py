@@ -1,8 +1,10 @@
 """The checkpoints shipped inside the package, and the registered latent-action environments.
 
 ``irl_agents/weights/<env>/base/`` holds the default pretrained base model of an environment
-family and ``irl_agents/weights/<env>/metacontroller/`` its metacontroller; docs/results.md
-says how each was trained. ``InternalRL/ColourSequenceLatent-v0`` is
+family and ``irl_agents/weights/<env>/metacontroller/`` its metacontroller. The gridworld also
+ships ``segment-codes/``: that metacontroller with its decoder replaced by four controllers
+named by where its segments end (``irl segment-codes``). docs/results.md says how each was
+trained. ``InternalRL/ColourSequenceLatent-v0`` is
 ``make_latent_env("grid")`` and ``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``.
 """
 
@@ -18,10 +20,14 @@ from irl_agents.raw_batch import make_raw_batch
 WEIGHTS = Path(__file__).parent / "weights"
 
 
+PARTS = ("base", "metacontroller", "segment-codes")
+"""What may be shipped per environment family (not every family ships every part)."""
+
+
 def shipped(env: str, part: str) -> Path:
-    """Folder of the shipped ``part`` (``"base"`` or ``"metacontroller"``) for ``env``."""
-    if part not in ("base", "metacontroller"):
-        raise ValueError(f"part must be 'base' or 'metacontroller', got {part!r}")
+    """Folder of the shipped ``part`` (one of :data:`PARTS`) for ``env``."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
     folder = WEIGHTS / env / part
     if not folder.is_dir():
         have = sorted(p.parent.name for p in WEIGHTS.glob(f"*/{part}"))

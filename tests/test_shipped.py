@@ -9,6 +9,7 @@ from stable_baselines3.common.env_checker import check_env
 
 import irl_envs  # noqa: F401  (registers the ids)
 from irl_agents.cli import main
+from irl_agents.discovery import load_metacontroller
 from irl_agents.shipped import make_latent_env, shipped
 
 LATENT_IDS = {"grid": "InternalRL/ColourSequenceLatent-v0",
@@ -20,6 +21,8 @@ MAX_RAW_STEPS = {"grid": 100, "ant": 500}  # PAPER §2: T
 def test_shipped_folders_and_clear_error(env):
     assert (shipped(env, "base") / "model.safetensors").is_file()
     assert (shipped(env, "metacontroller") / "metacontroller.safetensors").is_file()
+    if env == "grid":
+        assert load_metacontroller(shipped(env, "segment-codes")).cfg.codebook == 4
     with pytest.raises(ValueError, match="env='nowhere'.*shipped: \\['ant', 'grid'"):
         shipped("nowhere", "base")
     with pytest.raises(ValueError, match="part must be"):
@@ -53,8 +56,10 @@ def test_demo_command(tmp_path, capsys):
     assert main(["demo", "--episodes", "512", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "success_before_rl" in printed and "episodes_to_0.9" in printed
+    assert "0-1-2-3, segment codes" in printed
     assert (out / "success.png").stat().st_size > 1000
-    assert (out / "curve.csv").read_text().count("\n") == 3  # header + 2 batches of 256
+    for stage in (out, out / "0-1-2-3"):  # header + 2 batches of 256 each
+        assert (stage / "curve.csv").read_text().count("\n") == 3
 
 
 def test_ant_demo_command(tmp_path, capsys):
