@@ -63,6 +63,14 @@ class SegmentCodesConfig:
     progress: bool = True
     """Show a progress bar while training the controllers."""
 
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.cluster_episodes < 1:
+            raise ValueError(f"cluster_episodes must be >= 1, got {self.cluster_episodes}")
+
 
 @torch.no_grad()
 def segment_ends(base: BaseModel, meta: Metacontroller, data: Demonstrations,

@@ -99,6 +99,13 @@ def test_kmeans_rejects_bad_k():
         kmeans(torch.randn(3, 2), 4, seed=0)
 
 
+@pytest.mark.parametrize("bad", [{"k": 0}, {"threshold": 0.0}, {"threshold": 1.5},
+                                 {"cluster_episodes": 0}])
+def test_config_rejects_bad_values_by_name(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        SegmentCodesConfig(**bad)
+
+
 def test_contingency_counts_and_ignores_unlabelled_steps():
     table = contingency(np.array([0, 0, 1, 1, 1]), np.array([2, 2, 0, -1, 0]), k=2)
     np.testing.assert_array_equal(table, [[0, 0, 2], [2, 0, 0]])
