@@ -11,6 +11,8 @@ raw-action                 critic-free PPO fine-tuning the base model's own raw 
 no-temporal-abstraction    metacontroller trained with beta = 1 forced, then internal RL
 cotrained                  base model and metacontroller trained jointly, then internal RL
 compile                    CompILE's codes and boundaries (Kipf et al., 2019), then internal RL
+segment-codes              the metacontroller's switching with codes named by where its
+                           segments end (``irl segment-codes``, no labels), then internal RL
 flat-ppo                   SB3 PPO from scratch on raw actions (the sanity floor)
 =========================  ==================================================================
 """
@@ -106,6 +108,18 @@ def _train_compile(setup: Setup, seed: int, out: Path) -> dict:
                      meta_module=load_compile(folder))
 
 
+def _prepare_segments(setup: Setup) -> None:
+    """Segment codes from the method's own metacontroller. Controllers get a third of the
+    prepare steps: 500 in the default sweep, as for the shipped segment codes."""
+    from irl_agents.segment_codes import SegmentCodesConfig, segment_codes
+
+    segment_codes(SegmentCodesConfig(base=setup.base, meta=setup.meta, dataset=setup.dataset,
+                                     out_dir=str(_prepared(setup, "segment-codes")),
+                                     threshold=setup.threshold,
+                                     controller_steps=max(1, setup.prepare_steps // 3),
+                                     progress=False))
+
+
 def _train_raw(setup: Setup, seed: int, out: Path) -> dict:
     from baselines.raw_action import RawActionConfig, raw_action_rl
 
@@ -148,6 +162,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                                           str(_prepared(s, "cotrained"))),
            prepare=lambda s: _discover(s, "cotrained", cotrain="pretrained")),
     Method("compile", _train_compile, prepare=_prepare_compile),
+    Method("segment-codes",
+           lambda s, seed, out: _internal(s, seed, out, s.base, str(_prepared(s, "segment-codes"))),
+           prepare=_prepare_segments),
     Method("flat-ppo", _train_flat),
 )}
 """Every method, in the order of the tables and plots."""

@@ -49,7 +49,7 @@ class SegmentCodesConfig:
     dataset: str = ""
     """Demonstrations (the pretraining data)."""
     out_dir: str = "runs/segment-codes"
-    """Output folder: a metacontroller folder plus ``segment_codes.json``."""
+    """Output folder: a metacontroller folder plus ``summary.json``."""
     k: int = 4
     """Number of groups, i.e. of abstract actions."""
     threshold: float = 0.5
@@ -185,5 +185,5 @@ def segment_codes(cfg: SegmentCodesConfig) -> dict:
         "contingency": table.tolist(), "controller_nll": round(info["final_action_nll"], 4),
         "seconds": round(time.perf_counter() - start, 1), "config": dataclasses.asdict(cfg),
         "versions": versions()}
-    write_json(out / "segment_codes.json", summary)
+    write_json(out / "summary.json", summary)
     return summary

@@ -136,6 +136,6 @@ def test_segment_codes_writes_a_loadable_codebook_metacontroller(tiny):
         out_dir=str(paths["out"]), k=3, controller_steps=2, progress=False))
     loaded = load_metacontroller(paths["out"])
     assert loaded.cfg.codebook == 3 and loaded.hyper.bank.num_controllers == 3
-    saved = json.loads((paths["out"] / "segment_codes.json").read_text())
+    saved = json.loads((paths["out"] / "summary.json").read_text())
     assert saved["group_sizes"] == summary["group_sizes"] and sum(summary["group_sizes"]) > 0
     assert 0.0 < summary["purity"] <= 1.0
