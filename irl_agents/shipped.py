@@ -37,12 +37,24 @@ def shipped(env: str, part: str) -> Path:
 
 def make_latent_env(env: str = "grid", task_set: str = "posttrain", threshold: float = 0.5,
                     z_bound: float = 4.0, greedy: bool = False,
-                    render_mode: str | None = None) -> LatentActionEnv:
-    """The latent-action environment over the shipped base model and metacontroller."""
+                    render_mode: str | None = None, metacontroller: str = "metacontroller",
+                    task: str | None = None) -> LatentActionEnv:
+    """The latent-action environment over the shipped base model and a shipped metacontroller.
+
+    :param metacontroller: ``"metacontroller"`` (end-to-end, PAPER §5) or, for the gridworld,
+        ``"segment-codes"`` (four codes named by where its segments end).
+    :param task: one task, e.g. ``"0-1-2-3"``, replacing the task set's tasks.
+
+    The other arguments are :class:`LatentActionEnv`'s and :func:`make_raw_batch`'s, e.g.
+    ``gym.make("InternalRL/ColourSequenceLatent-v0", metacontroller="segment-codes",
+    task="0-1-2-3")``.
+    """
+    if metacontroller not in PARTS[1:]:
+        raise ValueError(f"metacontroller must be one of {PARTS[1:]}, got {metacontroller!r}")
     base = load_model(shipped(env, "base"))
-    meta = load_metacontroller(shipped(env, "metacontroller"))
+    meta = load_metacontroller(shipped(env, metacontroller))
     for p in [*base.parameters(), *meta.parameters()]:
         p.requires_grad_(False)
-    raw = make_raw_batch(env, task_set, 1, render_mode=render_mode)
+    raw = make_raw_batch(env, task_set, 1, task, render_mode=render_mode)
     return LatentActionEnv(base.eval(), meta.eval(), raw, threshold, z_bound, greedy,
                            render_mode)

@@ -7,7 +7,9 @@ Importing this package registers:
 - ``InternalRL/AntSubgoals-v0``: ant-pinpad, post-training task 0-1-2-3.
 - ``InternalRL/AntSubgoalsPretrain-v0``: ant-pinpad, a pretraining task per episode.
 - ``InternalRL/ColourSequenceLatent-v0``: the gridworld post-training task as a latent-action
-  environment over the shipped base model and metacontroller (``irl_agents.shipped``).
+  environment over the shipped base model and metacontroller (``irl_agents.shipped``;
+  ``metacontroller="segment-codes"`` and ``task="0-1-2-3"`` select the segment codes and one
+  task).
 - ``InternalRL/AntSubgoalsLatent-v0``: the same for the ant's post-training task 0-1-2-3.
 
 The gridworld ids have a native batched twin: ``gym.make_vec(id, num_envs=N)`` returns it.

@@ -44,6 +44,16 @@ def test_registered_latent_env_runs_an_episode(family):
     assert isinstance(info["is_success"], bool)
 
 
+def test_registered_latent_env_with_segment_codes_and_one_task():
+    env = gym.make(LATENT_IDS["grid"], metacontroller="segment-codes", task="0-1-2-3")
+    check_env(env.unwrapped)
+    _, info = env.reset(seed=0)
+    assert list(info["task"]) == [0, 1, 2, 3]
+    assert env.unwrapped.core.meta.cfg.codebook == 4
+    with pytest.raises(ValueError, match="metacontroller must be one of"):
+        make_latent_env(metacontroller="base")
+
+
 def test_latent_env_is_seeded():
     a, b = make_latent_env(), make_latent_env()
     assert np.array_equal(a.reset(seed=5)[0], b.reset(seed=5)[0])
