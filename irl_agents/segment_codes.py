@@ -84,11 +84,11 @@ def segment_ends(base: BaseModel, meta: Metacontroller, data: Demonstrations,
     for start in range(0, data.num_episodes, batch_size):
         index = np.arange(start, min(start + batch_size, data.num_episodes))
         batch = pad_episodes(data, index)
-        e = base(batch.obs, return_residual_at=meta.cfg.layer).residual
-        beta = meta.posterior(e, batch.mask, sample=False).beta
-        obs0 = base(batch.obs, return_residual_at=0).residual
+        res = base(batch.obs, return_residual_at=[0, meta.cfg.layer], predict_obs=False).residuals
+        beta = meta.posterior(res[meta.cfg.layer], batch.mask, sample=False).beta
+        obs0 = res[0]
         final = torch.as_tensor(data.final_observations[index], dtype=torch.float32)
-        final0 = base(final[:, None], return_residual_at=0).residual[:, 0]
+        final0 = base(final[:, None], return_residual_at=0, predict_obs=False).residual[:, 0]
         for row, episode in enumerate(index.tolist()):
             n = int(data.episode_lengths[episode])
             cuts = [0, *(np.flatnonzero(beta[row, 1:n].numpy() >= threshold) + 1).tolist(), n]
