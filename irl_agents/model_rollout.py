@@ -19,7 +19,9 @@ ControllerFn = Callable[[dict], Controller | None]
 @torch.no_grad()
 def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
                     controller_fn: ControllerFn | None = None, layer: int | None = None,
-                    greedy: bool = False, max_steps: int = 10_000) -> dict[str, np.ndarray]:
+                    greedy: bool = False, max_steps: int = 10_000,
+                    obs_fn: Callable[[np.ndarray, dict], np.ndarray] | None = None,
+                    ) -> dict[str, np.ndarray]:
     """Play one episode in every sub-environment with the model's own action distribution.
 
     Args:
@@ -29,6 +31,8 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
         controller_fn: per-step controller from the env info (e.g. ground-truth subgoals).
         layer: boundary where the controller acts.
         greedy: take the most likely action instead of sampling.
+        obs_fn: maps the env's observation and info to the model's input (for instance, an
+            oracle input appended); default: the observation itself.
 
     Returns:
         ``{"success": (N,) bool, "length": (N,) int, "progress": (N,) int, "event": (N,)
@@ -48,7 +52,8 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
     event = np.full(n, "", dtype=object)
     for _ in range(max_steps):
         ctrl = controller_fn(info) if controller_fn is not None else None
-        out, state = model.step(torch.as_tensor(obs, dtype=torch.float32), state,
+        x = obs if obs_fn is None else obs_fn(obs, info)
+        out, state = model.step(torch.as_tensor(x, dtype=torch.float32), state,
                                 controller=ctrl, layer=layer if ctrl is not None else None)
         if model.config.discrete:
             actions = (out.logits.argmax(-1) if greedy else
