@@ -9,11 +9,18 @@ chosen colour, by handing it the first.
 2. Train with the usual ``irl pretrain --dataset OUT`` (obs_dim grows from 41 to 45).
 3. ``rollout``: play the model closed loop with the env's true current target appended,
    on the pretraining tasks or on 0-1-2-3, and report success and colours visited.
+4. ``sensitivity``: held-out action NLL (the episodes ``irl pretrain`` held out) with the
+   true target, with a wrong one (colour + 1 mod 4) and with none: does the model use it?
+5. ``markov``: the same question for a memoryless MLP policy (current observation + target
+   only, like the expert itself), trained here on single steps, then played closed loop.
+   With no history there is no way to copy the expert's current heading from the past.
 
 Usage:
     python benchmarks/ant_oracle_target.py make-data --dataset IN --out OUT
     python benchmarks/ant_oracle_target.py rollout --model DIR [--task-set posttrain]
            [--episodes 200] [--greedy] [--seed 0]
+    python benchmarks/ant_oracle_target.py sensitivity --model DIR --dataset OUT
+    python benchmarks/ant_oracle_target.py markov --dataset OUT [--steps 4000]
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from torch import Tensor, nn
+from torch.distributions import Independent, Normal
 
+from irl_agents.episodes import pad_episodes, split_episodes
 from irl_agents.model_rollout import rollout_success
 from irl_agents.models import load_model
 from irl_envs.datasets import load_dataset
@@ -58,7 +68,11 @@ def make_data(src: str, out: str) -> None:
 
 def rollout(model_dir: str, task_set: str, episodes: int, greedy: bool, seed: int) -> None:
     torch.set_num_threads(1)
-    model = load_model(model_dir).eval()
+    _print_rollout(load_model(model_dir).eval(), model_dir, task_set, episodes, greedy, seed)
+
+
+def _print_rollout(model, name: str, task_set: str, episodes: int, greedy: bool,
+                   seed: int) -> None:
     start = time.perf_counter()
     venv = family("ant").make_vec(env_id("ant", task_set), episodes)
     res = rollout_success(model, venv, seed=10_000 + seed, greedy=greedy,
@@ -67,11 +81,96 @@ def rollout(model_dir: str, task_set: str, episodes: int, greedy: bool, seed: in
     venv.close()
     ends = collections.Counter("success" if ok else (ev or "time limit")
                                for ok, ev in zip(res["success"], res["event"], strict=True))
-    print(json.dumps({"model": model_dir, "oracle_target": True, "task_set": task_set,
+    print(json.dumps({"model": name, "oracle_target": True, "task_set": task_set,
                       "greedy": greedy, "success_rate": float(res["success"].mean()),
                       "mean_progress": float(res["progress"].mean()),
                       "mean_length": float(res["length"].mean()), "ends": dict(ends),
                       "seconds": round(time.perf_counter() - start, 1)}))
+
+
+@torch.no_grad()
+def sensitivity(model_dir: str, dataset: str, episodes: int = 256, window: int = 20) -> None:
+    torch.set_num_threads(1)
+    model = load_model(model_dir).eval()
+    data = load_dataset(dataset)
+    _, val = split_episodes(data.num_episodes, 0.05, 0)  # irl pretrain's held-out episodes
+    batch = pad_episodes(data, val[:episodes])
+    # Steps within `window` of a new target (episode start included): where the expert turns.
+    t = torch.arange(batch.mask.shape[1])
+    changed = torch.ones_like(batch.mask)
+    changed[:, 1:] = batch.targets[:, 1:] != batch.targets[:, :-1]
+    last_change = torch.cummax(torch.where(changed, t, 0), dim=1).values
+    near = (t - last_change < window) & batch.mask
+    target = batch.obs[..., -COLOURS:]
+    inputs = {"true": target, "wrong": target.roll(1, dims=-1), "none": torch.zeros_like(target)}
+    nll = {}
+    for name, onehot in inputs.items():
+        obs = torch.cat([batch.obs[..., :-COLOURS], onehot], -1)
+        logp = model.action_distribution(model(obs)).log_prob(batch.actions)
+        nll[name] = {"all steps": float(-logp[batch.mask].mean()),
+                     f"first {window} steps of a target": float(-logp[near].mean()),
+                     "later steps": float(-logp[batch.mask & ~near].mean())}
+    print(json.dumps({"model": model_dir, "held_out_action_nll": nll}))
+
+
+class MarkovPolicy(nn.Module):
+    """A Gaussian MLP policy on the current observation, with the hooks ``rollout_success``
+    uses (``config.discrete``, ``initial_state``, ``step``)."""
+
+    config = argparse.Namespace(discrete=False)
+
+    def __init__(self, obs_dim: int, action_dim: int, width: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_dim, width), nn.ReLU(), nn.Linear(width, width),
+                                 nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                                 nn.Linear(width, 2 * action_dim))
+
+    def forward(self, obs: Tensor) -> argparse.Namespace:
+        mean, log_std = self.net(obs).chunk(2, -1)
+        return argparse.Namespace(mean=mean, log_std=log_std.clamp(-5.0, 2.0))
+
+    def nll(self, obs: Tensor, actions: Tensor) -> Tensor:
+        out = self(obs)
+        return -Independent(Normal(out.mean, out.log_std.exp()), 1).log_prob(actions).mean()
+
+    def initial_state(self, n: int) -> None:
+        return None
+
+    def step(self, obs: Tensor, state: None, **_) -> tuple[argparse.Namespace, None]:
+        return self(obs), None
+
+
+def markov(dataset: str, steps: int, batch_size: int = 4096, episodes: int = 200) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    data = load_dataset(dataset)
+    train, val = split_episodes(data.num_episodes, 0.05, 0)
+    in_val = np.zeros(data.num_steps, dtype=bool)
+    for i in val[:256]:
+        in_val[data.episode_starts[i]:data.episode_starts[i] + data.episode_lengths[i]] = True
+    obs, actions = torch.from_numpy(data.observations), torch.from_numpy(data.actions)
+    train_steps = torch.from_numpy(np.flatnonzero(~in_val))
+    policy = MarkovPolicy(data.obs_dim, data.num_actions)
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-3, weight_decay=0.03)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    start = time.perf_counter()
+    for _ in range(steps):
+        idx = train_steps[torch.randint(len(train_steps), (batch_size,))]
+        loss = policy.nll(obs[idx], actions[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    train_seconds = time.perf_counter() - start
+    with torch.no_grad():
+        held, acts = obs[torch.from_numpy(in_val)], actions[torch.from_numpy(in_val)]
+        target = held[:, -COLOURS:]
+        nll = {name: float(policy.nll(torch.cat([held[:, :-COLOURS], onehot], -1), acts))
+               for name, onehot in (("true", target), ("wrong", target.roll(1, dims=-1)))}
+    print(json.dumps({"policy": "markov MLP 3 x 256", "steps": steps,
+                      "train_seconds": round(train_seconds, 1), "held_out_action_nll": nll}))
+    for task_set in ("pretrain", "posttrain"):
+        _print_rollout(policy, "markov MLP", task_set, episodes, greedy=True, seed=0)
 
 
 def main() -> None:
@@ -86,11 +185,21 @@ def main() -> None:
     r.add_argument("--episodes", type=int, default=200)
     r.add_argument("--greedy", action="store_true")
     r.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("sensitivity")
+    s.add_argument("--model", required=True)
+    s.add_argument("--dataset", required=True)
+    m = sub.add_parser("markov")
+    m.add_argument("--dataset", required=True)
+    m.add_argument("--steps", type=int, default=4000)
     args = p.parse_args()
     if args.command == "make-data":
         make_data(args.dataset, args.out)
-    else:
+    elif args.command == "rollout":
         rollout(args.model, args.task_set, args.episodes, args.greedy, args.seed)
+    elif args.command == "sensitivity":
+        sensitivity(args.model, args.dataset)
+    else:
+        markov(args.dataset, args.steps)
 
 
 if __name__ == "__main__":
