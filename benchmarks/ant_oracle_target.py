@@ -14,6 +14,11 @@ chosen colour, by handing it the first.
 5. ``markov``: the same question for a memoryless MLP policy (current observation + target
    only, like the expert itself), trained here on single steps, then played closed loop.
    With no history there is no way to copy the expert's current heading from the past.
+6. ``expert``: the ceiling of (4) and (5): how far the expert's own action distribution
+   moves with a wrong target, as the KL between the two Gaussians (pre-squash), which is the
+   expected action-NLL gap on data the expert generated; and the mean squared error of the
+   expert's mean action (true and wrong target) to the recorded actions, to set beside a
+   model's ``val_action_mse`` (the true-target figure is the noise floor).
 
 Usage:
     python benchmarks/ant_oracle_target.py make-data --dataset IN --out OUT
@@ -21,6 +26,7 @@ Usage:
            [--episodes 200] [--greedy] [--seed 0]
     python benchmarks/ant_oracle_target.py sensitivity --model DIR --dataset OUT
     python benchmarks/ant_oracle_target.py markov --dataset OUT [--steps 4000]
+    python benchmarks/ant_oracle_target.py expert --dataset IN
 """
 
 from __future__ import annotations
@@ -173,6 +179,40 @@ def markov(dataset: str, steps: int, batch_size: int = 4096, episodes: int = 200
         _print_rollout(policy, "markov MLP", task_set, episodes, greedy=True, seed=0)
 
 
+@torch.no_grad()
+def expert_sensitivity(dataset: str, episodes: int = 256, window: int = 20) -> None:
+    from irl_envs.experts.ant_expert import AntExpert, layout_from_obs
+    from irl_envs.experts.ant_locomotion import policy_features, proprio_from_obs
+
+    data = load_dataset(dataset)
+    _, val = split_episodes(data.num_episodes, 0.05, 0)
+    expert, geometry = AntExpert(), (4, 1.0, 4, 1)
+    kl, near, se = [], [], {"true": [], "wrong": []}
+    for i in val[:episodes]:
+        ep = data.episode(i)
+        obs, target = ep["observations"].astype(np.float64), ep["targets"]
+        cells, xy = layout_from_obs(obs, *geometry)
+        proprio = proprio_from_obs(obs)
+        moments = []
+        for tgt in (target, (target + 1) % COLOURS):
+            direction = expert.planner(geometry).plan(cells, xy, tgt).direction
+            features = torch.as_tensor(policy_features(proprio, direction), dtype=torch.float32)
+            moments.append(expert.policy(features))
+        (mu, log_std), (mu_wrong, _) = moments
+        for name, m in (("true", mu), ("wrong", mu_wrong)):
+            err = expert.policy._finish(m).numpy() - ep["actions"]
+            se[name].append((err**2).mean(-1))
+        kl.append((0.5 * ((mu - mu_wrong) / log_std.exp()).pow(2)).sum(-1).numpy())
+        changed = np.r_[True, target[1:] != target[:-1]]
+        t = np.arange(len(target))
+        near.append(t - np.maximum.accumulate(np.where(changed, t, 0)) < window)
+    kl, near = np.concatenate(kl), np.concatenate(near)
+    print(json.dumps({"expert_kl_wrong_target_nats": {
+        "all steps": float(kl.mean()), f"first {window} steps of a target": float(kl[near].mean()),
+        "later steps": float(kl[~near].mean())},
+        "expert_mean_action_mse": {k: float(np.concatenate(v).mean()) for k, v in se.items()}}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -191,6 +231,8 @@ def main() -> None:
     m = sub.add_parser("markov")
     m.add_argument("--dataset", required=True)
     m.add_argument("--steps", type=int, default=4000)
+    e = sub.add_parser("expert")
+    e.add_argument("--dataset", required=True)
     args = p.parse_args()
     if args.command == "make-data":
         make_data(args.dataset, args.out)
@@ -198,8 +240,10 @@ def main() -> None:
         rollout(args.model, args.task_set, args.episodes, args.greedy, args.seed)
     elif args.command == "sensitivity":
         sensitivity(args.model, args.dataset)
-    else:
+    elif args.command == "markov":
         markov(args.dataset, args.steps)
+    else:
+        expert_sensitivity(args.dataset)
 
 
 if __name__ == "__main__":
