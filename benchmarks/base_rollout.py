@@ -2,7 +2,9 @@
 
 Does behaviour cloning walk? The model samples (or, with ``--greedy``, takes the mean/argmax
 of) its own action distribution, one episode per sub-environment. Reported: success,
-colours visited, episode length, and how the episodes ended (the env's ``info["event"]``).
+colours visited, episode length, and how the episodes ended (the env's ``info["event"]``),
+beside the ceiling of any policy that cannot see the task (``irl_envs.tasks.blind_ceiling``):
+a base model acting alone must guess the task, so it cannot beat that on the pretraining set.
 
 Usage: python benchmarks/base_rollout.py --model DIR --env ant [--task-set pretrain]
        [--episodes 200] [--greedy] [--seed 0]
@@ -20,6 +22,7 @@ import torch
 from irl_agents.model_rollout import rollout_success
 from irl_agents.models import load_model
 from irl_envs.families import env_id, family
+from irl_envs.tasks import blind_ceiling, task_set
 
 
 def main() -> None:
@@ -43,6 +46,9 @@ def main() -> None:
                       "success_rate": float(res["success"].mean()),
                       "mean_progress": float(res["progress"].mean()),
                       "mean_length": float(res["length"].mean()), "ends": dict(ends),
+                      "blind_ceiling": dict(zip(("success_rate", "mean_progress"),
+                                                blind_ceiling(task_set(args.env, args.task_set)),
+                                                strict=True)),
                       "seconds": round(time.perf_counter() - start, 1)}))
 
 

@@ -79,3 +79,29 @@ def validate_tasks(tasks: Sequence[Sequence[int]], num_colours: int,
 def grid_subgoal(colour: int) -> int:
     """Gridworld subgoal (colour pair) that ``colour`` belongs to: pair k = colours 2k, 2k+1."""
     return colour // 2
+
+
+def blind_ceiling(tasks: Sequence[Sequence[int]]) -> tuple[float, float]:
+    """The best a policy that cannot see the task can do on ``tasks`` drawn uniformly.
+
+    Such a policy knows only which colours it has visited, so it follows one sequence (a
+    mixture of sequences does no better). With perfect navigation it succeeds only when its
+    sequence is the task, and its expected progress is the sum, over prefix lengths k, of the
+    share of tasks that start with its first k colours. The best sequence maximises that sum.
+
+    :return: ``(success, progress)``: the largest share of tasks equal to one sequence, and the
+        largest expected number of task colours visited (episodes end on a wrong colour).
+    """
+    tasks = [tuple(t) for t in tasks]
+    if not tasks:
+        raise ValueError("tasks must not be empty")
+    n = len(tasks)
+
+    def best_progress(prefix: Task) -> float:
+        followers = {t[len(prefix)] for t in tasks if t[: len(prefix)] == prefix and
+                     len(t) > len(prefix)}
+        return max((sum(t[: len(prefix) + 1] == prefix + (c,) for t in tasks) / n
+                    + best_progress(prefix + (c,)) for c in followers), default=0.0)
+
+    success = max(tasks.count(t) for t in tasks) / n
+    return success, best_progress(())
