@@ -32,10 +32,10 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from torch.distributions import Independent, Normal
 
 from irl_agents.episodes import pad_episodes, split_episodes
-from irl_agents.model_rollout import rollout_success
+from irl_agents.model_rollout import rollout_success, rollout_summary
 from irl_agents.models import load_model
 from irl_envs.datasets import load_dataset
 from irl_envs.families import env_id, family
@@ -58,6 +58,15 @@ def one_hot(targets: np.ndarray) -> np.ndarray:
     live = targets >= 0
     out[np.flatnonzero(live), targets[live]] = 1.0
     return out
+
+
+def near_new_target(targets: np.ndarray, window: int) -> np.ndarray:
+    """Steps within ``window`` of a new target along the last axis (episode start included):
+    where the expert turns."""
+    t = np.arange(targets.shape[-1])
+    changed = np.ones(targets.shape, dtype=bool)
+    changed[..., 1:] = targets[..., 1:] != targets[..., :-1]
+    return t - np.maximum.accumulate(np.where(changed, t, 0), axis=-1) < window
 
 
 def make_data(src: str, out: str) -> None:
@@ -85,12 +94,8 @@ def _print_rollout(model, name: str, task_set: str, episodes: int, greedy: bool,
                           obs_fn=lambda obs, info: np.concatenate(
                               [obs, one_hot(current_targets(info))], 1))
     venv.close()
-    ends = collections.Counter("success" if ok else (ev or "time limit")
-                               for ok, ev in zip(res["success"], res["event"], strict=True))
     print(json.dumps({"model": name, "oracle_target": True, "task_set": task_set,
-                      "greedy": greedy, "success_rate": float(res["success"].mean()),
-                      "mean_progress": float(res["progress"].mean()),
-                      "mean_length": float(res["length"].mean()), "ends": dict(ends),
+                      "greedy": greedy, **rollout_summary(res),
                       "seconds": round(time.perf_counter() - start, 1)}))
 
 
@@ -101,12 +106,7 @@ def sensitivity(model_dir: str, dataset: str, episodes: int = 256, window: int =
     data = load_dataset(dataset)
     _, val = split_episodes(data.num_episodes, 0.05, 0)  # irl pretrain's held-out episodes
     batch = pad_episodes(data, val[:episodes])
-    # Steps within `window` of a new target (episode start included): where the expert turns.
-    t = torch.arange(batch.mask.shape[1])
-    changed = torch.ones_like(batch.mask)
-    changed[:, 1:] = batch.targets[:, 1:] != batch.targets[:, :-1]
-    last_change = torch.cummax(torch.where(changed, t, 0), dim=1).values
-    near = (t - last_change < window) & batch.mask
+    near = torch.from_numpy(near_new_target(batch.targets.numpy(), window)) & batch.mask
     target = batch.obs[..., -COLOURS:]
     inputs = {"true": target, "wrong": target.roll(1, dims=-1), "none": torch.zeros_like(target)}
     nll = {}
@@ -123,7 +123,7 @@ class MarkovPolicy(nn.Module):
     """A Gaussian MLP policy on the current observation, with the hooks ``rollout_success``
     uses (``config.discrete``, ``initial_state``, ``step``)."""
 
-    config = argparse.Namespace(discrete=False)
+    config = SimpleNamespace(discrete=False)
 
     def __init__(self, obs_dim: int, action_dim: int, width: int = 256) -> None:
         super().__init__()
@@ -131,9 +131,9 @@ class MarkovPolicy(nn.Module):
                                  nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
                                  nn.Linear(width, 2 * action_dim))
 
-    def forward(self, obs: Tensor) -> argparse.Namespace:
+    def forward(self, obs: Tensor) -> SimpleNamespace:
         mean, log_std = self.net(obs).chunk(2, -1)
-        return argparse.Namespace(mean=mean, log_std=log_std.clamp(-5.0, 2.0))
+        return SimpleNamespace(mean=mean, log_std=log_std.clamp(-5.0, 2.0))
 
     def nll(self, obs: Tensor, actions: Tensor) -> Tensor:
         out = self(obs)
@@ -142,7 +142,7 @@ class MarkovPolicy(nn.Module):
     def initial_state(self, n: int) -> None:
         return None
 
-    def step(self, obs: Tensor, state: None, **_) -> tuple[argparse.Namespace, None]:
+    def step(self, obs: Tensor, state: None, **_) -> tuple[SimpleNamespace, None]:
         return self(obs), None
 
 
@@ -203,9 +203,7 @@ def expert_sensitivity(dataset: str, episodes: int = 256, window: int = 20) -> N
             err = expert.policy._finish(m).numpy() - ep["actions"]
             se[name].append((err**2).mean(-1))
         kl.append((0.5 * ((mu - mu_wrong) / log_std.exp()).pow(2)).sum(-1).numpy())
-        changed = np.r_[True, target[1:] != target[:-1]]
-        t = np.arange(len(target))
-        near.append(t - np.maximum.accumulate(np.where(changed, t, 0)) < window)
+        near.append(near_new_target(target, window))
     kl, near = np.concatenate(kl), np.concatenate(near)
     print(json.dumps({"expert_kl_wrong_target_nats": {
         "all steps": float(kl.mean()), f"first {window} steps of a target": float(kl[near].mean()),

@@ -13,13 +13,12 @@ Usage: python benchmarks/base_rollout.py --model DIR --env ant [--task-set pretr
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import time
 
 import torch
 
-from irl_agents.model_rollout import rollout_success
+from irl_agents.model_rollout import rollout_success, rollout_summary
 from irl_agents.models import load_model
 from irl_envs.families import env_id, family
 from irl_envs.tasks import blind_ceiling, task_set
@@ -40,12 +39,8 @@ def main() -> None:
     venv = family(args.env).make_vec(env_id(args.env, args.task_set), args.episodes)
     res = rollout_success(model, venv, seed=10_000 + args.seed, greedy=args.greedy)
     venv.close()
-    ends = collections.Counter("success" if ok else (ev or "time limit")
-                               for ok, ev in zip(res["success"], res["event"], strict=True))
     print(json.dumps({"model": args.model, "task_set": args.task_set, "greedy": args.greedy,
-                      "success_rate": float(res["success"].mean()),
-                      "mean_progress": float(res["progress"].mean()),
-                      "mean_length": float(res["length"].mean()), "ends": dict(ends),
+                      **rollout_summary(res),
                       "blind_ceiling": dict(zip(("success_rate", "mean_progress"),
                                                 blind_ceiling(task_set(args.env, args.task_set)),
                                                 strict=True)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -73,6 +74,16 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
         if done.all():
             break
     return {"success": success, "length": length, "progress": progress, "event": event}
+
+
+def rollout_summary(res: dict[str, np.ndarray]) -> dict:
+    """Success rate, mean progress and length, and a tally of how episodes ended, from
+    :func:`rollout_success`'s result (JSON-ready)."""
+    ends = Counter("success" if ok else (ev or "time limit")
+                   for ok, ev in zip(res["success"], res["event"], strict=True))
+    return {"success_rate": float(res["success"].mean()),
+            "mean_progress": float(res["progress"].mean()),
+            "mean_length": float(res["length"].mean()), "ends": dict(ends)}
 
 
 def subgoal_indices(info: dict, subgoal_of: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:

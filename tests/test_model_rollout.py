@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from irl_agents.model_rollout import rollout_success
+from irl_agents.model_rollout import rollout_success, rollout_summary
 from irl_agents.models import ModelConfig, build_model
 from irl_envs.families import env_id, family
 from irl_envs.rollout import current_targets
@@ -33,6 +33,10 @@ def test_one_episode_per_sub_env_with_consistent_figures():
     # The pretraining tasks have 3 colours; success means all 3 were visited.
     assert ((res["progress"] >= 0) & (res["progress"] <= 3)).all()
     assert (res["progress"][res["success"]] == 3).all()
+    summary = rollout_summary(res)
+    assert sum(summary["ends"].values()) == N
+    assert summary["ends"].get("success", 0) == res["success"].sum()
+    assert summary["mean_length"] == res["length"].mean()
 
 
 @pytest.mark.parametrize("greedy", [False, True])
