@@ -16,10 +16,12 @@ import torch
 from tqdm.auto import tqdm
 
 from irl_agents.episodes import iterate_batches, split_episodes
-from irl_agents.model_rollout import rollout_success, subgoal_indices
+from irl_agents.model_rollout import rollout_success, subgoal_breakdown, subgoal_indices
 from irl_agents.models import BaseModel, ControllerBank
+from irl_agents.precision import autocast
 from irl_envs.datasets import Demonstrations
 from irl_envs.families import env_id, family
+from irl_envs.tasks import TASK_SETS, transitions
 
 
 @dataclass
@@ -44,6 +46,9 @@ class ControllerConfig:
     """Evaluate with the most likely action instead of sampling."""
     seed: int = 0
     """Seed of batching, initialisation and evaluation."""
+    precision: str = "auto"
+    """Training precision, ``"auto"``, ``"fp32"`` or ``"bf16"`` (:mod:`irl_agents.precision`);
+    evaluation runs in fp32."""
 
 
 def train_controllers(model: BaseModel, data: Demonstrations, cfg: ControllerConfig,
@@ -63,8 +68,10 @@ def train_controllers(model: BaseModel, data: Demonstrations, cfg: ControllerCon
     while step < cfg.steps:
         for batch in iterate_batches(data, train, cfg.batch_size, rng):
             index = batch.subgoals.clamp_min(0)
-            loss, parts = model.loss(batch.obs, batch.actions, batch.mask,
-                                     controller=lambda e, i=index: bank(e, i), layer=cfg.layer)
+            with autocast(cfg.precision, model.device):
+                loss, parts = model.loss(batch.obs, batch.actions, batch.mask,
+                                         controller=lambda e, i=index: bank(e, i),
+                                         layer=cfg.layer)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -80,7 +87,8 @@ def train_controllers(model: BaseModel, data: Demonstrations, cfg: ControllerCon
 
 def evaluate_controllers(model: BaseModel, bank: ControllerBank | None, cfg: ControllerConfig,
                          env: str = "grid", task_set: str = "posttrain") -> dict:
-    """Success rate with the controllers switched on in the true subgoal order.
+    """Success rate with the controllers switched on in the true subgoal order, and the
+    success per subgoal by how it is entered (:func:`subgoal_breakdown`).
 
     With ``bank=None`` the base model runs unsteered (the reference point).
     """
@@ -94,9 +102,11 @@ def evaluate_controllers(model: BaseModel, bank: ControllerBank | None, cfg: Con
         res = rollout_success(model, venv, seed=10_000 + cfg.seed, controller_fn=controller_fn,
                               layer=cfg.layer, greedy=cfg.greedy)
     venv.close()
+    seen = transitions(TASK_SETS[env]["pretrain"])
     return {"success_rate": float(res["success"].mean()),
             "mean_progress": float(res["progress"].mean()),
-            "mean_length": float(res["length"].mean())}
+            "mean_length": float(res["length"].mean()),
+            **subgoal_breakdown(res, seen, fam.colours_per_subgoal)}
 
 
 def plot_layer_sweep(rows: list[dict], path: str) -> None:

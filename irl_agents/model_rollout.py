@@ -11,7 +11,7 @@ import torch
 
 from irl_agents.models import BaseModel
 from irl_agents.models.base import Controller
-from irl_envs.rollout import current_targets
+from irl_envs.rollout import current_targets, task_row
 
 ControllerFn = Callable[[dict], Controller | None]
 """Maps the vector env's info (task, progress) to a controller for this step, or None."""
@@ -37,13 +37,15 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
 
     Returns:
         ``{"success": (N,) bool, "length": (N,) int, "progress": (N,) int, "event": (N,)
-        str}`` where progress is the number of task colours visited and event is how the
-        episode ended, where the env's info says (the ant's ``"wrong_colour"``, ``"wall"``,
-        ...; else empty).
+        str, "task": (N,) tuple}`` where progress is the number of task colours visited, event
+        is how the episode ended, where the env's info says (the ant's ``"wrong_colour"``,
+        ``"wall"``, ...; else empty), and task is the episode's colour sequence.
     """
     model.eval()
     n = venv.num_envs
     obs, info = venv.reset(seed=seed)
+    tasks = np.empty(n, dtype=object)
+    tasks[:] = [task_row(info, i) for i in range(n)]
     gen = torch.Generator().manual_seed(seed)
     state = model.initial_state(n)
     done = np.zeros(n, dtype=bool)
@@ -73,7 +75,8 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
         done |= terminated | truncated
         if done.all():
             break
-    return {"success": success, "length": length, "progress": progress, "event": event}
+    return {"success": success, "length": length, "progress": progress, "event": event,
+            "task": tasks}
 
 
 def rollout_summary(res: dict[str, np.ndarray]) -> dict:
@@ -90,3 +93,38 @@ def subgoal_indices(info: dict, subgoal_of: Callable[[np.ndarray], np.ndarray]) 
     """Ground-truth subgoal per sub-env from the info's task and progress."""
     targets = current_targets(info)
     return torch.as_tensor(subgoal_of(np.maximum(targets, 0)), dtype=torch.long)
+
+
+def subgoal_breakdown(res: dict[str, np.ndarray], seen: set[tuple[int, int]],
+                      colours_per_subgoal: int = 2) -> dict[str, float | int | None]:
+    """Success per subgoal of :func:`rollout_success`'s episodes, by how the subgoal is entered.
+
+    Subgoal ``j`` of a task covers colours ``j*k .. j*k + k - 1`` (``k = colours_per_subgoal``:
+    the gridworld's colour pairs, the ant's single colours). It counts as *reached* when the
+    episode visited every colour before it and *completed* when it visited its last colour.
+    It is entered from the start (``j = 0``), through a transition (previous colour, first
+    colour) that occurs in ``seen`` (the pretraining tasks' transitions), or through an unseen
+    one. Per kind: ``reached``, ``completed`` and their ratio ``rate``; and ``colour_rate``,
+    the share of reached colours that were then visited, over all colours of all tasks.
+    Rates of kinds that never occur are ``None``.
+    """
+    k = colours_per_subgoal
+    counts = {kind: [0, 0] for kind in ("start", "seen", "unseen")}
+    colours = [0, 0]
+    for task, progress in zip(res["task"], res["progress"], strict=True):
+        for j in range(len(task) // k):
+            first = j * k
+            if progress < first:
+                break
+            kind = ("start" if j == 0 else
+                    "seen" if (task[first - 1], task[first]) in seen else "unseen")
+            counts[kind][0] += 1
+            counts[kind][1] += int(progress >= first + k)
+        colours[0] += min(int(progress) + 1, len(task))
+        colours[1] += int(progress)
+    out: dict[str, float | int | None] = {}
+    for kind, (reached, completed) in counts.items():
+        out |= {f"{kind}_reached": reached, f"{kind}_completed": completed,
+                f"{kind}_rate": completed / reached if reached else None}
+    out["colour_rate"] = colours[1] / colours[0] if colours[0] else None
+    return out

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from irl_agents.episodes import pad_episodes, similar_length_batch
+from irl_agents.episode_sources import EpisodeSource, ExpertStream, FileEpisodes
+from irl_agents.episodes import EpisodeBatch
 from irl_agents.models import (
     BaseModel,
     ModelConfig,
@@ -48,6 +48,7 @@ from irl_agents.models import (
     save_tensors_atomic,
 )
 from irl_agents.models.config import GRID_ENCODERS, OBS_ENCODERS
+from irl_agents.precision import PRECISIONS, autocast, autocast_dtype
 from irl_agents.run_logger import RunLogger
 
 
@@ -56,7 +57,19 @@ class PretrainConfig:
     """Settings of one pretraining run."""
 
     dataset: str = ""
-    """Path of the demonstration dataset (safetensors, ``irl_envs.datasets`` format)."""
+    """Path of the demonstration dataset (safetensors, ``irl_envs.datasets`` format). Leave
+    empty when ``stream`` is set."""
+    stream: str = ""
+    """Environment family (``"grid"``, ``"ant"``) whose expert generates fresh episodes while
+    training, each used once, instead of reading ``dataset`` (see
+    :mod:`irl_agents.episode_sources`)."""
+    stream_chunk: int = 16384
+    """Streaming: episodes generated at once (one seed each chunk)."""
+    stream_noise: float = 0.0
+    """Streaming: expert noise (grid: probability of a random non-terminating move)."""
+    stream_workers: int = 0
+    """Streaming: worker processes generating the next chunks ahead (0: generate in the
+    training process; a GPU needs several to be fed)."""
     out_dir: str = "runs/pretrain"
     """Output folder (model, checkpoints, logs)."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -74,7 +87,12 @@ class PretrainConfig:
     warmup_steps: int = 100
     """Linear learning-rate warmup steps."""
     lr_schedule: str = "constant"
-    """After warmup: ``"constant"``, or ``"cosine"`` decay to 10% of ``lr`` at ``steps``."""
+    """After warmup: ``"constant"``; ``"cosine"`` decay to 10% of ``lr`` at ``steps``; or
+    ``"wsd"`` (warmup-stable-decay): constant, then linear decay to 10% of ``lr`` over the last
+    ``decay_fraction`` of the steps, so that milestones before the decay share one learning
+    rate (a scaling curve) and the final model still gets annealed."""
+    decay_fraction: float = 0.2
+    """Share of ``steps`` spent decaying with ``lr_schedule="wsd"``."""
     grad_clip: float = 1.0
     """Max global gradient norm (0 disables clipping)."""
     batch_size: int = 64
@@ -82,9 +100,10 @@ class PretrainConfig:
     steps: int = 2000
     """Number of gradient steps."""
     val_fraction: float = 0.05
-    """Fraction of episodes held out for the validation loss."""
+    """Fraction of the dataset's episodes held out for the validation loss."""
     val_episodes: int = 256
-    """At most this many held-out episodes are used per validation pass."""
+    """At most this many held-out episodes are used per validation pass (streaming: exactly
+    this many, from a seed the stream never draws)."""
     seed: int = 0
     """Seed of the initialisation, the train/val split and the batch sampling."""
     log_every: int = 50
@@ -96,10 +115,18 @@ class PretrainConfig:
     final model is always written). A later call with more ``steps`` continues from it."""
     keep_checkpoints: int = 2
     """Number of most recent checkpoints kept on disk."""
+    milestones: list[int] = field(default_factory=list)
+    """Steps whose model is also kept, with a validation pass, under
+    ``out_dir/milestones/step-NNNNNNNN/`` (points of a scaling curve)."""
     resume: bool = True
     """Continue from ``out_dir/checkpoints/latest.json`` when it exists."""
     device: str = "cpu"
-    """Torch device."""
+    """Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...)."""
+    precision: str = "auto"
+    """``"fp32"``, or ``"bf16"``: forward and backward under ``torch.autocast`` in bfloat16
+    (weights, optimizer and validation stay fp32); ``"auto"``: bf16 where the device has it
+    natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16), else fp32. On this project's
+    CPU bf16 gives the fp32 loss curve at ~1.3x the tokens per second (docs/benchmarks.md)."""
     num_threads: int = 0
     """CPU threads for torch (0 keeps torch's default). On a busy 2-core machine 1 thread can
     be several times faster than 2."""
@@ -126,8 +153,17 @@ class PretrainConfig:
 
 
 # ---------------------------------------------------------------------------------- data
-def _is_binary(x: np.ndarray) -> bool:
-    return x.dtype == np.uint8 or (x.size > 0 and bool(np.isin(x[:1000], (0, 1)).all()))
+def episode_source(cfg: PretrainConfig) -> EpisodeSource:
+    """The dataset file or the expert stream that ``cfg`` names."""
+    if bool(cfg.dataset) == bool(cfg.stream):
+        raise ValueError("give exactly one of dataset (a file) and stream (an env family), got "
+                         f"dataset={cfg.dataset!r}, stream={cfg.stream!r}")
+    if cfg.stream:
+        return ExpertStream(cfg.stream, cfg.batch_size, cfg.seed, cfg.val_episodes,
+                            chunk_episodes=cfg.stream_chunk, noise=cfg.stream_noise,
+                            workers=cfg.stream_workers)
+    val_fraction = cfg.val_fraction if cfg.eval_every else 0.0
+    return FileEpisodes(cfg.dataset, cfg.batch_size, cfg.seed, val_fraction, cfg.val_episodes)
 
 
 def _save_checkpoint(
@@ -137,12 +173,13 @@ def _save_checkpoint(
     opt: torch.optim.Optimizer,
     cfg: PretrainConfig,
     keep: int,
+    totals: dict[str, float],
 ) -> Path:
     folder = ckpt_root / f"ckpt-{step:08d}"
     save_model(model, folder / "model", extra={"step": step, "pretrain": cfg.to_dict()})
     tensors, meta = optimizer_to_tensors(opt)
     save_tensors_atomic(folder / "optimizer.safetensors", tensors, metadata={"optimizer": meta})
-    save_json_atomic(folder / "trainer.json", {"step": step})
+    save_json_atomic(folder / "trainer.json", {"step": step, **totals})
     save_json_atomic(ckpt_root / "latest.json", {"checkpoint": folder.name, "step": step})
     old = sorted(p for p in ckpt_root.glob("ckpt-*") if p.is_dir() and p != folder)
     for p in old[: max(0, len(old) - (keep - 1))]:
@@ -166,12 +203,17 @@ def _load_checkpoint(ckpt_root: Path) -> tuple[Path, int] | None:
 
 # ---------------------------------------------------------------------------------- training
 def learning_rate(cfg: PretrainConfig, step: int) -> float:
-    """Linear warmup, then constant or cosine decay (to 10% of ``cfg.lr`` at ``cfg.steps``)."""
+    """Linear warmup, then constant, cosine or warmup-stable-decay (see ``lr_schedule``)."""
     warm = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
     if cfg.lr_schedule == "constant":
         return cfg.lr * warm
+    if cfg.lr_schedule == "wsd":
+        decay = max(1, round(cfg.steps * cfg.decay_fraction))
+        left = min(1.0, (cfg.steps - step) / decay)
+        return cfg.lr * warm * (0.1 + 0.9 * max(0.0, left))
     if cfg.lr_schedule != "cosine":
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
+        raise ValueError(f"lr_schedule must be 'constant', 'cosine' or 'wsd', got "
+                         f"{cfg.lr_schedule!r}")
     progress = min(1.0, max(0.0, (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)))
     return cfg.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -179,42 +221,31 @@ def learning_rate(cfg: PretrainConfig, step: int) -> float:
 
 def pretrain(cfg: PretrainConfig) -> Path:
     """Train a base model; returns the folder of the final model (``out_dir/model``)."""
-    from irl_envs.datasets import load_dataset
-
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
+    autocast_dtype(cfg.precision, cfg.device)  # validates the setting before any work
     # ---- data
-    data = load_dataset(cfg.dataset)
-    discrete = bool(data.discrete)
-    action_dim = int(data.num_actions)
-    if discrete:
-        action_dim = max(action_dim, int(data.actions.max()) + 1)
+    source = episode_source(cfg)
+    spec = source.spec
     likelihood = cfg.obs_likelihood
     if likelihood == "auto":
-        likelihood = "bernoulli" if _is_binary(data.observations) else "gaussian"
+        likelihood = "bernoulli" if spec.binary_obs else "gaussian"
     obs_shape = cfg.model.obs_shape
     if cfg.model.obs_encoder in GRID_ENCODERS and obs_shape is None:
-        obs_shape = data.meta.get("obs_shape")
+        obs_shape = spec.obs_shape
         if not obs_shape:
             raise ValueError(f"dataset {cfg.dataset} records no obs_shape; obs_encoder "
                              f"{cfg.model.obs_encoder!r} needs one (set model.obs_shape)")
     model_cfg = dataclasses.replace(
         cfg.model,
         obs_shape=obs_shape,
-        obs_dim=int(data.obs_dim),
-        action_dim=action_dim,
-        discrete=discrete,
+        obs_dim=spec.obs_dim,
+        action_dim=spec.action_dim,
+        discrete=spec.discrete,
         obs_likelihood=likelihood,
     )
-    n_eps = len(data.episode_lengths)
-    order = np.random.default_rng(cfg.seed).permutation(n_eps)
-    n_val = int(round(n_eps * cfg.val_fraction)) if cfg.eval_every else 0
-    n_val = min(n_val, n_eps - 1)
-    val_idx, train_idx = order[:n_val], order[n_val:]
-    val_idx = val_idx[: cfg.val_episodes]
 
-    def batch(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b = pad_episodes(data, index)
+    def to_device(b: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return b.obs.to(cfg.device), b.actions.to(cfg.device), b.mask.to(cfg.device)
 
     # ---- model, optimizer, resume
@@ -257,11 +288,12 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     @torch.no_grad()
     def evaluate() -> dict[str, float]:
+        """Held-out losses, always in fp32 so that runs of any precision compare."""
         model.eval()
         sums: dict[str, float] = {}
         count = 0
-        for s in range(0, len(val_idx), cfg.batch_size):
-            obs, acts, mask = batch(val_idx[s : s + cfg.batch_size])
+        for b in source.val_batches():
+            obs, acts, mask = to_device(b)
             _, parts = model.loss(obs, acts, mask, cfg.obs_weight)
             n = int(mask.sum())
             for k, v in parts.items():
@@ -274,16 +306,23 @@ def pretrain(cfg: PretrainConfig) -> Path:
     bar = tqdm(
         total=cfg.steps, initial=start_step, desc="pretrain", disable=not cfg.progress, unit="step"
     )
+    # tokens and training seconds since step 0, carried across resumes (the x axes of a
+    # scaling curve); validation and checkpoint writing are not counted as training time
+    totals = {"tokens_seen": 0, "train_seconds": 0.0}
+    if found is not None:
+        saved = json.loads((found[0] / "trainer.json").read_text())
+        totals = {k: saved.get(k, v) for k, v in totals.items()}
+    milestones = set(cfg.milestones)
     tokens, t_log = 0, time.perf_counter()
     parts: dict[str, torch.Tensor] = {}
     for step in range(start_step, cfg.steps):
-        rng = np.random.default_rng([cfg.seed, step])
-        idx = similar_length_batch(data, train_idx, cfg.batch_size, rng)
-        obs, acts, mask = batch(idx)
+        t_step = time.perf_counter()
+        obs, acts, mask = to_device(source.train_batch(step))
         lr = learning_rate(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
-        total, parts = model.loss(obs, acts, mask, cfg.obs_weight)
+        with autocast(cfg.precision, cfg.device):
+            total, parts = model.loss(obs, acts, mask, cfg.obs_weight)
         if not torch.isfinite(total):
             raise FloatingPointError(f"non-finite loss at step {step}: {float(total)}")
         opt.zero_grad(set_to_none=True)
@@ -292,6 +331,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm))
         opt.step()
         tokens += int(mask.sum())
+        totals["tokens_seen"] += int(mask.sum())
+        totals["train_seconds"] += time.perf_counter() - t_step
         done = step + 1
         bar.update()
         if done % cfg.log_every == 0 or done == cfg.steps:
@@ -301,16 +342,29 @@ def pretrain(cfg: PretrainConfig) -> Path:
                 "charts/learning_rate": lr,
                 "charts/grad_norm": grad_norm,
                 "charts/tokens_per_s": tokens / max(elapsed, 1e-9),
+                "charts/tokens_seen": totals["tokens_seen"],
+                "charts/train_hours": totals["train_seconds"] / 3600,
             }
             log(done, scalars)
             bar.set_postfix(loss=f"{float(parts['total']):.4f}")
             tokens, t_log = 0, time.perf_counter()
-        if len(val_idx) and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
-            log(done, evaluate())
+        eval_now = cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps)
+        if eval_now or done in milestones:
+            val = evaluate()
+            log(done, val)
+        if done in milestones:
+            model.eval()
+            held_out = {k.removeprefix("losses/"): v for k, v in val.items()}
+            save_model(model, out / "milestones" / f"step-{done:08d}",
+                       extra={"step": done, **totals, **held_out,
+                              "pretrain": cfg.to_dict() | {"model": model_cfg.to_dict()}})
+            model.train()
         if cfg.checkpoint_every and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            _save_checkpoint(ckpt_root, done, model, opt, cfg, cfg.keep_checkpoints)
+            _save_checkpoint(ckpt_root, done, model, opt, cfg, cfg.keep_checkpoints, totals)
     bar.close()
     logger.close()
+    if isinstance(source, ExpertStream):
+        source.close()
 
     final_parts = {k: float(v) for k, v in parts.items()}
     model.eval()
@@ -319,7 +373,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
         out / "model",
         extra={
             "step": cfg.steps,
-            "dataset": str(cfg.dataset),
+            **totals,
+            "dataset": str(cfg.dataset or f"stream:{cfg.stream}"),
             "pretrain": cfg.to_dict() | {"model": model_cfg.to_dict()},
             "final_train_losses": final_parts,
         },
@@ -337,7 +392,16 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
         description="Train the autoregressive base model (PAPER §3) on a demonstration dataset.",
     )
     d, m = PretrainConfig(), ModelConfig()
-    p.add_argument("--dataset", required=True, help="demonstration dataset (.safetensors)")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--dataset", help="demonstration dataset (.safetensors)")
+    data.add_argument("--stream", choices=["grid", "ant"],
+                      help="train on fresh expert episodes of this env family, each used once")
+    p.add_argument("--stream-chunk", type=int, default=d.stream_chunk,
+                   help=f"streaming: episodes generated at once (default {d.stream_chunk})")
+    p.add_argument("--stream-noise", type=float, default=d.stream_noise,
+                   help="streaming: expert noise (grid: probability of a random safe move)")
+    p.add_argument("--stream-workers", type=int, default=d.stream_workers,
+                   help="streaming: processes generating chunks ahead (default 0)")
     p.add_argument("--out", default=d.out_dir, help=f"output folder (default {d.out_dir})")
     p.add_argument("--kind", choices=["transformer", "ssm"], default=m.kind)
     p.add_argument("--d-model", type=int, default=m.d_model)
@@ -352,12 +416,22 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--obs-weight", "--lambda", dest="obs_weight", type=float, default=d.obs_weight)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=d.lr_schedule)
+    p.add_argument("--lr-schedule", choices=["constant", "cosine", "wsd"], default=d.lr_schedule)
+    p.add_argument("--decay-fraction", type=float, default=d.decay_fraction,
+                   help="wsd: share of the steps spent decaying (default 0.2)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--milestones", type=int, nargs="*", default=[], metavar="STEP",
+                   help="steps whose model is kept under OUT/milestones/ (a scaling curve)")
+    p.add_argument("--val-episodes", type=int, default=d.val_episodes,
+                   help=f"held-out episodes per validation pass (default {d.val_episodes})")
+    p.add_argument("--device", default=d.device, help=f"torch device (default {d.device})")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="bf16 autocast for forward/backward; auto: where the device has "
+                        "native bf16 (default auto)")
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     add_common(p)
@@ -374,7 +448,11 @@ def _run(args: argparse.Namespace) -> int:
         obs_encoder=args.obs_encoder,
     )
     cfg = PretrainConfig(
-        dataset=args.dataset,
+        dataset=args.dataset or "",
+        stream=args.stream or "",
+        stream_chunk=args.stream_chunk,
+        stream_noise=args.stream_noise,
+        stream_workers=args.stream_workers,
         out_dir=args.out,
         model=model,
         obs_likelihood=args.obs_likelihood,
@@ -382,12 +460,17 @@ def _run(args: argparse.Namespace) -> int:
         lr=args.lr,
         weight_decay=args.weight_decay,
         lr_schedule=args.lr_schedule,
+        decay_fraction=args.decay_fraction,
         batch_size=args.batch_size,
         steps=args.steps,
         seed=args.seed,
         log_every=args.log_every,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
+        milestones=args.milestones,
+        val_episodes=args.val_episodes,
+        device=args.device,
+        precision=args.precision,
         resume=not args.no_resume,
         num_threads=args.threads,
         progress=not args.no_progress,

@@ -37,6 +37,8 @@ class EnvFamily:
     ``tie_break``)."""
     subgoal: Callable[[np.ndarray], np.ndarray]
     """Maps target colours to subgoal labels (grid: colour pairs; ant: colours)."""
+    colours_per_subgoal: int
+    """Colours a subgoal spans in a task (grid: 2, ant: 1)."""
 
 
 def _grid_vec(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -69,6 +71,7 @@ FAMILIES: dict[str, EnvFamily] = {
         make_vec=_grid_vec,
         make_expert=_grid_expert,
         subgoal=lambda colour: colour // 2,
+        colours_per_subgoal=2,
     ),
     "ant": EnvFamily(
         name="ant",
@@ -77,6 +80,7 @@ FAMILIES: dict[str, EnvFamily] = {
         make_vec=_ant_vec,
         make_expert=_ant_expert,
         subgoal=lambda colour: np.asarray(colour),  # a subgoal is a single colour
+        colours_per_subgoal=1,
     ),
 }
 

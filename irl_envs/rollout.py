@@ -74,7 +74,7 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
                           current_targets(info)[live]))
         live_rows = np.flatnonzero(live)
         for i in live_rows[length[uid[live_rows]] == 0]:  # first step of an episode
-            tasks[int(uid[i])] = tuple(_task_row(info, i))
+            tasks[int(uid[i])] = task_row(info, i)
         obs, reward, terminated, truncated, info = venv.step(actions)
         length[uid[live]] += 1
         ended = live & (terminated | truncated)
@@ -100,6 +100,6 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
     return out
 
 
-def _task_row(info: dict, i: int) -> list[int]:
-    row = info["task"][i]
-    return [int(c) for c in row if c >= 0]
+def task_row(info: dict, i: int) -> tuple[int, ...]:
+    """The colour sequence of sub-environment ``i`` from a vector env's info."""
+    return tuple(int(c) for c in info["task"][i] if c >= 0)

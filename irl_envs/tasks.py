@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from irl_envs.validation import check_int_sequence
+
 Task = tuple[int, ...]
 
 
@@ -50,22 +52,25 @@ def task_set(env: str, name: str) -> tuple[Task, ...]:
     return TASK_SETS[env][name]
 
 
-def parse_task(spec: str | Sequence[int]) -> Task:
-    """Parse ``"0-1-2-3"`` (or a sequence of ints) into a task tuple."""
+def parse_task(spec: str | Sequence[int], name: str = "task") -> Task:
+    """Parse ``"0-1-2-3"`` (or a sequence of ints) into a task tuple; ``ValueError`` for
+    anything else (floats, strings and bools inside a sequence are not coerced)."""
     if isinstance(spec, str):
-        try:
-            return tuple(int(c) for c in spec.replace(",", "-").split("-") if c.strip())
-        except ValueError:
-            raise ValueError(f"task must look like '0-1-2-3', got {spec!r}") from None
-    return tuple(int(c) for c in spec)
+        parts = [c.strip() for c in spec.replace(",", "-").split("-")]
+        if not all(c.isdigit() for c in parts):
+            raise ValueError(f"{name} must look like '0-1-2-3', got {spec!r}")
+        return tuple(int(c) for c in parts)
+    return check_int_sequence(name, spec)
 
 
 def validate_tasks(tasks: Sequence[Sequence[int]], num_colours: int,
                    name: str = "task") -> tuple[Task, ...]:
     """Check that every task is a non-empty sequence of colours in ``[0, num_colours)``."""
     out = []
+    if isinstance(tasks, (str, bytes, dict)) or not hasattr(tasks, "__iter__"):
+        raise ValueError(f"{name} set must be a sequence of tasks, got {tasks!r}")
     for task in tasks:
-        task = parse_task(task)
+        task = parse_task(task, name)
         if len(task) == 0:
             raise ValueError(f"{name} must be a non-empty colour sequence, got {task!r}")
         if any(not 0 <= c < num_colours for c in task):
@@ -74,6 +79,11 @@ def validate_tasks(tasks: Sequence[Sequence[int]], num_colours: int,
     if not out:
         raise ValueError(f"{name} set must hold at least one task")
     return tuple(out)
+
+
+def transitions(tasks: Sequence[Sequence[int]]) -> set[tuple[int, int]]:
+    """Every (colour, next colour) step that occurs in ``tasks``."""
+    return {(int(a), int(b)) for t in tasks for a, b in zip(t[:-1], t[1:], strict=True)}
 
 
 def grid_subgoal(colour: int) -> int:

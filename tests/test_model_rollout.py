@@ -60,3 +60,24 @@ def test_obs_fn_feeds_the_model_an_oracle_input():
     assert all(t.shape == (N,) for t in seen)
     with pytest.raises(ValueError, match="D=645"):  # without the hook, 8 inputs short
         play(grid_model(extra_inputs=8))
+
+
+def test_subgoal_breakdown_counts_pairs_by_how_they_are_entered():
+    from irl_agents.model_rollout import subgoal_breakdown
+    from irl_envs.tasks import GRID_PRETRAIN_TASKS, transitions
+
+    seen = transitions(GRID_PRETRAIN_TASKS)
+    assert (1, 4) in seen and (1, 2) not in seen and (7, 0) not in seen
+    post, pre = (0, 1, 2, 3, 4, 5), (0, 1, 4, 5, 0, 1)
+    res = {"task": [post, post, pre, post],
+           "progress": np.array([6, 3, 4, 0])}  # done; died in pair 1; died in pair 2; at once
+    out = subgoal_breakdown(res, seen)
+    assert (out["start_reached"], out["start_completed"]) == (4, 3)
+    assert (out["unseen_reached"], out["unseen_completed"]) == (3, 2)  # ep 0: 2 of 2, ep 1: 0/1
+    assert (out["seen_reached"], out["seen_completed"]) == (2, 1)  # 1->4 done, 5->0 not
+    assert out["unseen_rate"] == pytest.approx(2 / 3)
+    assert out["colour_rate"] == pytest.approx((6 + 3 + 4 + 0) / (6 + 4 + 5 + 1))
+    ant = subgoal_breakdown({"task": [(0, 1, 2, 3)], "progress": np.array([2])}, {(1, 2)}, 1)
+    # 0 done from the start, 0->1 (unseen) done, 1->2 (seen) reached, not done
+    assert (ant["unseen_reached"], ant["unseen_completed"]) == (1, 1)
+    assert (ant["seen_reached"], ant["seen_completed"]) == (1, 0)

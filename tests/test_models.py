@@ -612,6 +612,42 @@ def test_object_encoder_shares_one_colour_code_across_slots():
         EgocentricObjectEncoder((4, 3, 3), d_model=8, width=5, colours=4)
 
 
+def _dense_object_encoder(enc, obs: torch.Tensor) -> torch.Tensor:
+    """The object encoder's definition, computed on the full window (no sparse shortcut)."""
+    from irl_agents.models.encoders import egocentric_window
+
+    window = egocentric_window(obs.reshape(-1, *enc.shape)).flatten(2)
+    k = enc.colours
+    colour = enc.colour_mlp(window[:, :k]).flatten(1)
+    walls = window[:, k:-1].sum(1)
+    obstacle = enc.obstacle_mlp(torch.cat([walls, window[:, -1]], 1))
+    return enc.proj(torch.cat([colour, obstacle], 1))
+
+
+@pytest.mark.parametrize("planes", ["gridworld", "padding", "dense"])
+def test_object_encoder_lookup_equals_the_window_product(planes):
+    """The column lookup used on one-hot planes gives the dense window product, gradients too;
+    inputs that are not one-hot take the dense path."""
+    from irl_agents.models.encoders import EgocentricObjectEncoder
+    from irl_envs.datasets import generate_dataset
+
+    torch.manual_seed(0)
+    enc = EgocentricObjectEncoder((13, 7, 7), d_model=16, width=6, colours=8)
+    obs = torch.from_numpy(generate_dataset("grid", "pretrain", 8, seed=1, num_envs=8,
+                                            progress=False).observations[:64]).float()
+    if planes == "padding":
+        obs[::3] = 0
+    if planes == "dense":
+        obs = obs + 0.1 * torch.rand_like(obs)
+    got, want = enc(obs), _dense_object_encoder(enc, obs)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    g1 = torch.autograd.grad(got.square().sum(), list(enc.parameters()))
+    g2 = torch.autograd.grad(_dense_object_encoder(enc, obs).square().sum(),
+                             list(enc.parameters()))
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_swiglu_transformer_step_equals_forward():
     model = make_model("transformer", True, mlp="swiglu")
     obs = make_obs(2, 9, True)

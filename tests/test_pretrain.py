@@ -184,6 +184,10 @@ def test_learning_rate_schedules():
     assert learning_rate(cfg, 9) == pytest.approx(1.0)
     assert learning_rate(cfg, 60) == pytest.approx(0.55)
     assert learning_rate(cfg, 110) == pytest.approx(0.1)
+    cfg.lr_schedule, cfg.decay_fraction = "wsd", 0.5
+    assert learning_rate(cfg, 55) == 1.0
+    assert learning_rate(cfg, 110 - 11) == pytest.approx(0.1 + 0.9 * 11 / 55)
+    assert learning_rate(cfg, 110) == pytest.approx(0.1)
     cfg.lr_schedule = "linear"
     with pytest.raises(ValueError, match="lr_schedule"):
         learning_rate(cfg, 0)

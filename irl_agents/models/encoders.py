@@ -120,6 +120,10 @@ class EgocentricObjectEncoder(nn.Module):
     and the off-grid plane) go through a second MLP. The concatenation maps linearly to ``d``.
     """
 
+    lookup: bool = True
+    """Use the column lookup on one-hot planes (:meth:`_first_layers_sparse`); False forces
+    the dense window product (the reference the lookup is tested and benchmarked against)."""
+
     def __init__(self, shape: tuple[int, int, int], d_model: int, width: int,
                  colours: int) -> None:
         super().__init__()
@@ -136,13 +140,52 @@ class EgocentricObjectEncoder(nn.Module):
                                           nn.Linear(4 * width, width), nn.ReLU())
         self.proj = nn.Linear((colours + 1) * width, d_model)
 
+        # window pixel of grid cell j seen by an agent on cell a, and the off-grid plane's
+        # window for each agent cell: constants of the layout, not parameters
+        cells = torch.arange(g * g)
+        r, q = cells // g, cells % g
+        shift = (r[None, :] - r[:, None] + g - 1) * (2 * g - 1) + (q[None, :] - q[:, None] + g - 1)
+        self.register_buffer("shift", shift, persistent=False)  # (agent cell, cell)
+        agents = nn.functional.one_hot(cells, g * g).float().view(g * g, 1, g, g)
+        off = egocentric_window(torch.cat([agents.new_zeros(g * g, c - 1, g, g), agents], 1))
+        self.register_buffer("off_grid", off[:, -1].flatten(1), persistent=False)
+
     def forward(self, obs: Tensor) -> Tensor:
         lead = obs.shape[:-1]
-        window = egocentric_window(obs.reshape(-1, *self.shape)).flatten(2)
-        colour = self.colour_mlp(window[:, : self.colours]).flatten(1)
-        walls = window[:, self.colours : -1].sum(1)
-        obstacle = self.obstacle_mlp(torch.cat([walls, window[:, -1]], 1))
+        planes = obs.reshape(-1, self.shape[0], self.shape[1] * self.shape[2])
+        if self.lookup and bool((planes[:, :-1] != 0).sum(-1).le(1).all()):
+            colour, obstacle = self._first_layers_sparse(planes)
+        else:
+            window = egocentric_window(obs.reshape(-1, *self.shape)).flatten(2)
+            walls = window[:, self.colours : -1].sum(1)
+            colour = self.colour_mlp[0](window[:, : self.colours])
+            obstacle = self.obstacle_mlp[0](torch.cat([walls, window[:, -1]], 1))
+        colour = self.colour_mlp[1:](colour).flatten(1)
+        obstacle = self.obstacle_mlp[1:](obstacle)
         return self.proj(torch.cat([colour, obstacle], 1)).reshape(*lead, -1)
+
+    def _first_layers_sparse(self, planes: Tensor) -> tuple[Tensor, Tensor]:
+        """The two MLPs' first linear layers when every object plane has at most one pixel
+        set (always true of gridworld observations and of zero padding).
+
+        A linear layer on a one-hot window is a column lookup, so each object costs one row
+        of the weight instead of a (2G-1)^2-wide product: the same values up to float
+        rounding, about 4x less encoder compute per token.
+        """
+        agent = planes[:, -1].argmax(1)
+        objects = planes[:, :-1]
+        cell = objects.abs().argmax(-1)  # (n, C - 1): the set pixel (any if none)
+        value = objects.gather(-1, cell[..., None])  # (n, C - 1, 1), 0 where none is set
+        pixel = self.shift[agent[:, None], cell]  # its window pixel seen from the agent
+        first_c, first_o = self.colour_mlp[0], self.obstacle_mlp[0]
+        k = self.colours
+        colour = (nn.functional.embedding(pixel[:, :k], first_c.weight.t()) * value[:, :k]
+                  + first_c.bias)
+        pixels = self.off_grid.shape[1]
+        w_walls, w_off = first_o.weight[:, :pixels], first_o.weight[:, pixels:]
+        walls = nn.functional.embedding(pixel[:, k:], w_walls.t()) * value[:, k:]
+        obstacle = walls.sum(1) + (self.off_grid @ w_off.t())[agent] + first_o.bias
+        return colour, obstacle
 
 
 def symexp(x: Tensor) -> Tensor:

@@ -1,0 +1,166 @@
+"""The gridworld base model's scaling curve: what each training milestone can do.
+
+A pretraining run with ``--milestones`` keeps its model at those steps
+(``RUN/milestones/step-NNNNNNNN/``). For each milestone this measures, and writes next to it
+as ``scaling.json`` (skipped when present, so the script resumes):
+
+- held-out action NLL (recorded by the run itself), tokens seen and training hours;
+- linear-probe accuracy of the current subgoal at every layer boundary;
+- ground-truth controllers (one per colour pair, trained on ``--dataset``) at each of
+  ``--layers``: success on the post-training task 0-1-2-3-4-5-6-7-0-1-2-3 with sampled and
+  argmax raw actions, on the pretraining tasks with sampled actions, and success per colour
+  pair split by how the pair is entered: from the start, through a transition seen in
+  pretraining, or through an unseen one (1->2, 3->4, 5->6, 7->0).
+
+``plot`` draws the curves of one or more runs against training tokens
+(``docs/scaling_grid.png``). Commands:
+
+    python benchmarks/scaling_grid.py eval runs/grid-scale \
+        --dataset data/grid-pretrain-20k.safetensors
+    python benchmarks/scaling_grid.py plot runs/grid-scale --out docs/scaling_grid.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from irl_agents.controllers import ControllerConfig, evaluate_controllers, train_controllers
+from irl_agents.models import load_model
+from irl_agents.probe import probe_subgoals
+from irl_envs.atomic import write_json
+
+ROLL_KEYS = ("success_rate", "mean_progress", "colour_rate", "start_rate", "seen_rate",
+             "unseen_rate")
+
+
+def milestones(run: Path) -> list[Path]:
+    """The milestone model folders of a pretraining run, in step order."""
+    return sorted(p for p in (run / "milestones").glob("step-*") if p.is_dir())
+
+
+def evaluate_milestone(folder: Path, data, layers: list[int], episodes: int,
+                       controller_steps: int, seed: int) -> dict:
+    """Every measure of one milestone (see module docstring)."""
+    start = time.perf_counter()
+    model = load_model(folder)
+    extra = json.loads((folder / "config.json").read_text())["extra"]
+    probe = probe_subgoals(model, data, episodes=1500, seed=seed)
+    seconds = extra.get("train_seconds")
+    row = {"step": extra.get("step"), "tokens_seen": extra.get("tokens_seen"),
+           "train_hours": seconds / 3600 if seconds is not None else None,
+           "val_action_nll": extra.get("val_action_nll"),
+           "val_action_acc": extra.get("val_action_acc"),
+           "params": model.num_params(), "probe": probe.accuracy, "probe_chance": probe.chance,
+           "controllers": {}}
+    for layer in layers:
+        cfg = ControllerConfig(layer=layer, steps=controller_steps, eval_episodes=episodes,
+                               seed=seed)
+        bank, info = train_controllers(model, data, cfg, progress=False)
+        res = {"train_nll": info["final_action_nll"]}
+        for name, task_set, greedy in (("post_sampled", "posttrain", False),
+                                       ("post_greedy", "posttrain", True),
+                                       ("pre_sampled", "pretrain", False)):
+            cfg.greedy = greedy
+            out = evaluate_controllers(model, bank, cfg, task_set=task_set)
+            res[name] = {k: out[k] for k in ROLL_KEYS}
+        row["controllers"][str(layer)] = res
+        print(f"  {folder.name} layer {layer}: post sampled "
+              f"{res['post_sampled']['success_rate']:.3f} greedy "
+              f"{res['post_greedy']['success_rate']:.3f}, pre sampled "
+              f"{res['pre_sampled']['success_rate']:.3f}", flush=True)
+    best = max(row["controllers"].values(), key=lambda r: r["post_sampled"]["success_rate"])
+    row["best_layer"] = int(max(row["controllers"], key=lambda k: row["controllers"][k]
+                                ["post_sampled"]["success_rate"]))
+    row["best"] = best
+    row["eval_seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from irl_envs.datasets import load_dataset
+
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset)
+    for run in args.runs:
+        for folder in milestones(Path(run)):
+            target = folder / "scaling.json"
+            if target.exists():
+                continue
+            row = evaluate_milestone(folder, data, args.layers, args.episodes,
+                                     args.controller_steps, args.seed)
+            write_json(target, row | {"dataset": args.dataset, "seed": args.seed})
+            print(f"{run} {folder.name}: val NLL {row['val_action_nll']}, best layer "
+                  f"{row['best_layer']} post {row['best']['post_sampled']['success_rate']:.3f} "
+                  f"({row['eval_seconds']:.0f} s)", flush=True)
+
+
+def load_rows(run: Path) -> list[dict]:
+    return [json.loads((f / "scaling.json").read_text()) for f in milestones(run)
+            if (f / "scaling.json").exists()]
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    for run in args.runs:
+        rows = load_rows(Path(run))
+        if not rows:
+            continue
+        name = args.labels[args.runs.index(run)] if args.labels else Path(run).name
+        x = [r["tokens_seen"] for r in rows]
+        axes[0].plot(x, [r["val_action_nll"] for r in rows], marker="o", label=name)
+        axes[1].plot(x, [max(r["probe"][1:]) for r in rows], marker="o", label=name)
+        for key, style in (("post_sampled", "-"), ("post_greedy", "--")):
+            axes[2].plot(x, [r["best"][key]["success_rate"] for r in rows], style, marker="o",
+                         label=f"{name}, {key.split('_')[1]}")
+        for key, style in (("seen_rate", "-"), ("unseen_rate", "--")):
+            src = "pre_sampled" if key == "seen_rate" else "post_sampled"
+            axes[3].plot(x, [r["best"][src][key] for r in rows], style, marker="o",
+                         label=f"{name}, {key.split('_')[0]}")
+    axes[2].axhline(0.5, color="grey", ls=":", lw=1, label="target 0.5")
+    titles = ("held-out action NLL", "best probe accuracy (boundary >= 1)",
+              "GT controllers, post-training success", "GT controllers, per-pair success")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("training tokens")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes[2:]:
+        ax.set_ylim(-0.02, 1.02)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    ev = sub.add_parser("eval", help="measure every milestone of the runs")
+    ev.add_argument("runs", nargs="+", help="pretraining run folders")
+    ev.add_argument("--dataset", required=True, help="expert data for probes and controllers")
+    ev.add_argument("--layers", type=int, nargs="+", default=[0, 1, 2])
+    ev.add_argument("--episodes", type=int, default=300, help="rollouts per measure")
+    ev.add_argument("--controller-steps", type=int, default=500)
+    ev.add_argument("--threads", type=int, default=1)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=cmd_eval)
+    pl = sub.add_parser("plot", help="plot the curves")
+    pl.add_argument("runs", nargs="+")
+    pl.add_argument("--labels", nargs="*")
+    pl.add_argument("--out", default="docs/scaling_grid.png")
+    pl.set_defaults(func=cmd_plot)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
