@@ -35,7 +35,10 @@ from tqdm.auto import tqdm
 
 from baselines.methods import METHODS, Setup, prepared_done
 from irl_agents.curves import episodes_to, read_curve
+from irl_agents.run_folder import check_output_file, claim_run, run_config
 from irl_envs.atomic import atomic_path, write_json
+from irl_envs.tasks import parse_task
+from irl_envs.validation import check_choice, check_float, check_int
 from irl_envs.versions import versions
 
 
@@ -85,18 +88,36 @@ class CompareConfig:
     """Show a progress bar over jobs."""
     budgets: Sequence[int] = field(default_factory=tuple)
     """Episode counts of the table's columns (empty: powers of 4 up to the budget)."""
+    overwrite: bool = False
+    """Replace a sweep with other settings in ``out_dir`` instead of refusing to start."""
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
+        """``ValueError`` naming the first setting out of range."""
         unknown = sorted(set(self.methods) - set(METHODS))
-        if unknown:
+        if unknown or not self.methods:
             raise ValueError(f"methods: unknown {unknown}; choose from {list(METHODS)}")
-        for name in ("seeds", "episodes", "batch_episodes", "workers", "prepare_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.episodes < self.batch_episodes:
-            raise ValueError(f"episodes ({self.episodes}) must be >= batch_episodes "
-                             f"({self.batch_episodes})")
+        check_choice("env", self.env, ("grid", "ant"))
+        check_choice("task_set", self.task_set, ("pretrain", "posttrain"))
+        if self.task is not None:
+            parse_task(self.task)
+        for name in ("seeds", "batch_episodes", "workers", "prepare_steps", "data_episodes",
+                     "eval_episodes"):
+            check_int(name, getattr(self, name), 1)
+        check_int("episodes", self.episodes, self.batch_episodes)
+        check_float("threshold", self.threshold, positive=True, high=1.0)
+        if self.alpha is not None:
+            check_float("alpha", self.alpha, low=0.0)
+        for budget in self.budgets:
+            check_int("budgets", budget, 1)
 
+
+SWEEP_SETTINGS = ("out_dir", "task_set", "task", "methods", "seeds", "episodes", "workers",
+                  "ray_address", "docs", "progress", "budgets", "overwrite")
+"""Settings that may differ between sweeps sharing one ``out_dir`` (the prepared artifacts and
+the RL runs' batch size do not depend on them)."""
 
 QUICK = {"seeds": 1, "episodes": 256, "batch_episodes": 128, "prepare_steps": 10,
          "eval_episodes": 16, "data_episodes": 200}
@@ -211,9 +232,17 @@ def _finished(folder: Path, setup: Setup) -> bool:
 def compare(cfg: CompareConfig) -> dict:
     """Run (or resume) the sweep and write its results; returns ``results.json``'s content."""
     cfg.validate()
+    if cfg.docs:
+        check_output_file("docs", cfg.docs)
+    config = run_config(dataclasses.asdict(cfg), SWEEP_SETTINGS)
+    with claim_run(cfg.out_dir, "compare", config, overwrite=cfg.overwrite,
+                   legacy=("prepared", "data.safetensors")):
+        return _compare(cfg)
+
+
+def _compare(cfg: CompareConfig) -> dict:
     start = time.perf_counter()
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     setup = _setup(cfg, out)
     plain = dataclasses.asdict(setup)
     report = out / task_label(cfg)
@@ -235,9 +264,9 @@ def compare(cfg: CompareConfig) -> dict:
     table = markdown_table(runs, cfg.methods, budgets)
     with atomic_path(report / "table.md") as tmp:
         tmp.write_text(table)
-    plot_comparison(runs, cfg.methods, report / "success.png", log_x=False, title=_title(cfg))
-    plot_comparison(runs, cfg.methods, report / "success_log.png", log_x=True,
-                    title=_title(cfg))
+    from baselines.plots import plot_comparison_figures  # success.png, success_log.png
+
+    plot_comparison_figures(runs, cfg.methods, report, title=_title(cfg))
     write_json(report / "results.json", {"runs": runs})
     _write_csv(report / "results.csv", runs)
     write_json(report / "compare.json", {"config": dataclasses.asdict(cfg), "setup": plain,

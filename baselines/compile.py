@@ -65,23 +65,23 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from irl_agents.discovery import resume_step
+from irl_agents.discovery import check_base_reads, resume_state, run_identity, save_state
 from irl_agents.episodes import EpisodeBatch, pad_episodes, similar_length_batch, split_episodes
 from irl_agents.metacontroller import HyperDecoder
 from irl_agents.models import (
     BaseModel,
     LinearController,
     load_model,
-    load_tensors,
-    optimizer_from_tensors,
     optimizer_to_tensors,
-    save_json_atomic,
     save_tensors_atomic,
 )
+from irl_agents.models.checkpoint import load_optimizer
+from irl_agents.run_folder import claim_run
 from irl_agents.run_logger import RunLogger
 from irl_agents.switching import alignment
 from irl_envs.atomic import atomic_path, write_json
 from irl_envs.datasets import Demonstrations, load_dataset
+from irl_envs.validation import check_tensors
 from irl_envs.versions import versions
 
 _TINY = 1e-30  # floor inside logs of (soft) masks; exact zeros stay -inf
@@ -94,6 +94,10 @@ def _check(ok: bool, name: str, allowed: str, value: object) -> None:
 
 def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 # ------------------------------------------------------------------------------- configs
@@ -192,6 +196,8 @@ class CompileConfig:
     """Metrics every this many steps."""
     checkpoint_every: int = 250
     """Write a resumable checkpoint (``out_dir/checkpoint/``) every this many steps."""
+    overwrite: bool = False
+    """Replace a run with other settings in ``out_dir`` instead of refusing to start."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -199,17 +205,16 @@ class CompileConfig:
         _check(self.layer is None or (_is_int(self.layer) and self.layer >= 0), "layer",
                "None or an int in 0..L", self.layer)
         for name in ("max_segments", "n_z", "batch_size", "eval_episodes", "log_every",
-                     "checkpoint_every"):
+                     "checkpoint_every", "steps"):
             value = getattr(self, name)
             _check(_is_int(value) and value >= 1, name, "an int >= 1", value)
-        _check(_is_int(self.steps) and self.steps >= 0, "steps", "an int >= 0", self.steps)
         _check(_is_int(self.rank) and self.rank >= 0, "rank", "an int >= 0 (0: full)", self.rank)
         for name in ("beta_z", "beta_b", "weight_decay"):
             value = getattr(self, name)
-            _check(isinstance(value, (int, float)) and value >= 0, name, "a number >= 0", value)
+            _check(_is_number(value) and value >= 0, name, "a finite number >= 0", value)
         for name in ("poisson_rate", "temperature", "lr"):
             value = getattr(self, name)
-            _check(isinstance(value, (int, float)) and value > 0, name, "a number > 0", value)
+            _check(_is_number(value) and value > 0, name, "a finite number > 0", value)
 
 
 # ------------------------------------------------------------------------------- segmentation
@@ -529,20 +534,21 @@ def load_compile(folder: str | Path) -> CompILE:
     except Exception as err:  # noqa: BLE001  (missing, corrupt or foreign files alike)
         raise ValueError(f"{folder} is not a readable CompILE model ({err})") from None
     model = CompILE(cfg)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{folder}: tensors do not match the config ({err})") from None
+    check_tensors(str(folder / "compile.safetensors"), state, model.state_dict())
+    model.load_state_dict(state)
     return model
 
 
-def _save_state(folder: Path, step: int, model: CompILE, opt: torch.optim.Optimizer,
+def _save_state(ckpt: Path, step: int, model: CompILE, opt: torch.optim.Optimizer,
                 cfg: CompileConfig) -> None:
-    """Resumable state; ``trainer.json`` is written last, so it marks a complete checkpoint."""
-    save_compile(model, folder)
-    tensors, layout = optimizer_to_tensors(opt)
-    save_tensors_atomic(folder / "optimizer.safetensors", tensors, metadata={"optimizer": layout})
-    save_json_atomic(folder / "trainer.json", {"step": step, "config": dataclasses.asdict(cfg)})
+    """A resumable checkpoint (see :func:`irl_agents.discovery.save_state`)."""
+    def write(folder: Path) -> None:
+        save_compile(model, folder)
+        tensors, layout = optimizer_to_tensors(opt)
+        save_tensors_atomic(folder / "optimizer.safetensors", tensors,
+                            metadata={"optimizer": layout})
+
+    save_state(ckpt, step, cfg, write)
 
 
 # ------------------------------------------------------------------------------- training
@@ -551,16 +557,20 @@ def train_compile(cfg: CompileConfig) -> dict:
 
     Writes ``out_dir/compile.safetensors`` + ``compile.json``, ``metrics.csv`` and ``tb/``
     (``losses/...``, ``charts/...``), ``summary.json`` and the resumable
-    ``out_dir/checkpoint/``; a run that finds a checkpoint of the same config resumes it.
+    ``out_dir/checkpoint/``; a run claimed with the same settings resumes it
+    (:mod:`irl_agents.run_folder`).
     """
+    with claim_run(cfg.out_dir, "compile", run_identity(cfg), overwrite=cfg.overwrite,
+                   legacy=("checkpoint/trainer.json", "compile.json")) as run:
+        return _train_compile(cfg, run.fresh)
+
+
+def _train_compile(cfg: CompileConfig, fresh: bool) -> dict:
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset)
     base = load_model(cfg.base)
-    if data.obs_dim != base.config.obs_dim or data.discrete != base.config.discrete:
-        raise ValueError(f"dataset {cfg.dataset} (obs_dim {data.obs_dim}, discrete "
-                         f"{data.discrete}) does not match base model {cfg.base} (obs_dim "
-                         f"{base.config.obs_dim}, discrete {base.config.discrete})")
+    check_base_reads(base, cfg.base, data.obs_dim, data.discrete, f"dataset {cfg.dataset}")
     for p in base.parameters():
         p.requires_grad_(False)
     base.eval()
@@ -569,7 +579,7 @@ def train_compile(cfg: CompileConfig) -> dict:
            cfg.layer)
     out = Path(cfg.out_dir)
     ckpt = out / "checkpoint"
-    start_step = resume_step(ckpt, cfg)
+    start_step, state = (0, ckpt) if fresh else resume_state(ckpt, cfg)
     model = CompILE(CompILEModelConfig(
         obs_dim=base.config.obs_dim, action_dim=base.config.action_dim,
         discrete=base.config.discrete, d_model=base.d_model, layer=layer,
@@ -577,11 +587,10 @@ def train_compile(cfg: CompileConfig) -> dict:
     with torch.no_grad():  # start the gate at the prior's mean hazard 1 / (rate + 1)
         model.boundary[-1].bias.fill_(-math.log(cfg.poisson_rate))
     if start_step:
-        model.load_state_dict(load_compile(ckpt).state_dict())
+        model.load_state_dict(load_compile(state).state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if start_step:
-        tensors, layout = load_tensors(ckpt / "optimizer.safetensors")
-        optimizer_from_tensors(opt, tensors, layout["optimizer"])
+        load_optimizer(opt, state / "optimizer.safetensors")
     train, val = split_episodes(data.num_episodes, 0.1, cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(out, resume_step=start_step)

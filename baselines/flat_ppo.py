@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from irl_agents.run_folder import claim_run, run_config
 from irl_envs.atomic import write_json
 from irl_envs.families import env_id
 from irl_envs.tasks import parse_task
+from irl_envs.validation import check_choice, check_float, check_int
 from irl_envs.versions import versions
 
 
@@ -46,20 +48,42 @@ class FlatPPOConfig:
     seed: int = 0
     """Seed of environments and the learner."""
     out_dir: str = "runs/flat-ppo"
-    """Output folder."""
+    """Output folder (see :mod:`irl_agents.run_folder`)."""
+    overwrite: bool = False
+    """Replace a run with other settings in ``out_dir`` instead of refusing to start."""
     progress: bool = True
     """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        check_choice("env", self.env, ("grid", "ant"))
+        check_choice("task_set", self.task_set, ("pretrain", "posttrain"))
+        if self.task is not None:
+            parse_task(self.task)
+        for name in ("episodes", "batch_episodes", "num_envs", "n_steps"):
+            check_int(name, getattr(self, name), 1)
+        # SB3 seeds numpy's legacy generator (< 2**32) with seed + i for sub-env i
+        check_int("seed", self.seed, 0, 2**32 - 1 - self.num_envs)
+        check_float("lr", self.lr, positive=True)
 
 
 def flat_ppo(cfg: FlatPPOConfig) -> dict:
     """Train SB3 PPO from scratch; returns the summary (also written to ``summary.json``)."""
+    # SB3 checkpoints are pickles, so a run always starts again (any budget, same settings)
+    with claim_run(cfg.out_dir, "flat-ppo",
+                   run_config(dataclasses.asdict(cfg),
+                              ("out_dir", "episodes", "progress", "overwrite")),
+                   overwrite=cfg.overwrite):
+        return _flat_ppo(cfg)
+
+
+def _flat_ppo(cfg: FlatPPOConfig) -> dict:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     start = time.perf_counter()
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)  # a restarted run is not finished
     kwargs = {"tasks": [parse_task(cfg.task)]} if cfg.task is not None else {}
     venv = make_vec_env(env_id(cfg.env, cfg.task_set), n_envs=cfg.num_envs, seed=cfg.seed,
                         env_kwargs=kwargs)

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from irl_agents.episodic_trainer import train_episodic
+from irl_agents.episodic_trainer import MAX_SEED, claim_episodic_run, train_episodic
 from irl_agents.models import BaseModel, load_model
 from irl_agents.raw_batch import RawBatch, make_raw_batch
 from irl_agents.rl import EpisodicPolicy, PPOConfig, Trajectories
+from irl_envs.tasks import parse_task
+from irl_envs.validation import check_choice, check_float, check_int
 
 
 class BaseModelPolicy(EpisodicPolicy):
@@ -116,20 +118,37 @@ class RawActionConfig:
     seed: int = 0
     """Seed of environments and sampling."""
     out_dir: str = "runs/raw-action"
-    """Output folder."""
+    """Output folder (see :mod:`irl_agents.run_folder`)."""
+    overwrite: bool = False
+    """Replace a run with other settings in ``out_dir`` instead of refusing to start."""
     progress: bool = True
     """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        check_choice("env", self.env, ("grid", "ant"))
+        check_choice("task_set", self.task_set, ("pretrain", "posttrain"))
+        if self.task is not None:
+            parse_task(self.task)
+        check_int("env_workers", self.env_workers, 1)
+        check_int("batch_episodes", self.batch_episodes, 1)
+        check_int("episodes", self.episodes, self.batch_episodes)
+        check_int("epochs", self.epochs, 0)
+        check_int("minibatches", self.minibatches, 1)
+        check_int("seed", self.seed, 0, MAX_SEED)
+        check_float("lr", self.lr, positive=True)
+        check_float("clip", self.clip, positive=True)
 
 
 def raw_action_rl(cfg: RawActionConfig) -> dict:
     """Fine-tune the base model on raw actions; returns the summary (also ``summary.json``)."""
-    torch.manual_seed(cfg.seed)
-    model = load_model(cfg.base).train(False)  # dropout-free either way; keep eval semantics
-    policy = BaseModelPolicy(model)
-    n = min(cfg.batch_episodes, cfg.episodes)
-    raw = make_raw_batch(cfg.env, cfg.task_set, n, cfg.task, cfg.env_workers)
-    ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
-    return train_episodic(policy, lambda seeds, gen: collect_raw(raw, policy, seeds, gen),
-                          episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,
-                          out_dir=cfg.out_dir, config=dataclasses.asdict(cfg),
-                          progress=cfg.progress, desc="raw-action RL")
+    with claim_episodic_run("raw-action", cfg) as run:
+        torch.manual_seed(cfg.seed)
+        model = load_model(cfg.base).train(False)  # dropout-free either way: eval semantics
+        policy = BaseModelPolicy(model)
+        raw = make_raw_batch(cfg.env, cfg.task_set, cfg.batch_episodes, cfg.task,
+                             cfg.env_workers)
+        ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
+        return train_episodic(policy, lambda seeds, gen: collect_raw(raw, policy, seeds, gen),
+                              episodes=cfg.episodes, batch_episodes=cfg.batch_episodes, ppo=ppo,
+                              seed=cfg.seed, run=run, config=dataclasses.asdict(cfg),
+                              progress=cfg.progress, desc="raw-action RL")

@@ -8,18 +8,24 @@ its switching against the true subgoal boundaries, and writes::
     out_dir/base/                      the co-trained base model (co-training only)
     out_dir/metrics.csv, out_dir/tb/   logs (losses/..., charts/...; step, wall_time, tag, value)
     out_dir/summary.json               final alignment and losses, config, versions, time
-    out_dir/checkpoint/                resumable state (metacontroller, optimizer, step)
+    out_dir/checkpoint/                resumable state: step-NNNNNNNN/ (metacontroller,
+                                       optimizer) and trainer.json, which points to the
+                                       newest complete one
+    out_dir/run.json                   the command and settings (irl_agents.run_folder)
 
-A run that finds ``out_dir/checkpoint/`` with the same config resumes from it.
+A run claimed with the same settings resumes from ``out_dir/checkpoint/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,17 +38,24 @@ from irl_agents.models import (
     BaseModel,
     build_model,
     load_model,
-    load_tensors,
-    optimizer_from_tensors,
     optimizer_to_tensors,
     save_json_atomic,
     save_model,
     save_tensors_atomic,
 )
+from irl_agents.models.checkpoint import load_optimizer
+from irl_agents.run_folder import (
+    RunFolderError,
+    check_resume_budget,
+    claim_run,
+    records,
+    run_config,
+)
 from irl_agents.run_logger import RunLogger
 from irl_agents.switching import alignment, boundaries
 from irl_envs.atomic import atomic_path, write_json
 from irl_envs.datasets import Demonstrations, load_dataset
+from irl_envs.validation import check_choice, check_float, check_int, check_seed, check_tensors
 from irl_envs.versions import versions
 
 
@@ -98,8 +111,28 @@ class DiscoverConfig:
     """Metrics every this many steps."""
     checkpoint_every: int = 250
     """Write a resumable checkpoint (``out_dir/checkpoint/``) every this many steps."""
+    overwrite: bool = False
+    """Replace a run with other settings in ``out_dir`` instead of refusing to start."""
     progress: bool = True
     """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        check_float("alpha", self.alpha, low=0.0)
+        check_int("kl_warmup", self.kl_warmup, 0)
+        if self.layer is not None:
+            check_int("layer", self.layer, 0)
+        for name in ("n_z", "steps", "batch_size", "eval_episodes", "log_every",
+                     "checkpoint_every"):
+            check_int(name, getattr(self, name), 1)
+        check_int("rank", self.rank, 0)
+        check_int("codebook", self.codebook, 0)
+        check_choice("embedding", self.embedding, ("global", "per_step"))
+        check_choice("cotrain", self.cotrain, ("frozen", "pretrained", "scratch"))
+        for name in ("lr", "base_lr"):
+            check_float(name, getattr(self, name), positive=True)
+        for name in ("weight_decay", "obs_weight"):
+            check_float(name, getattr(self, name), low=0.0)
+        check_seed("seed", self.seed)
 
 
 def elbo_terms(base: BaseModel, meta: Metacontroller, batch: EpisodeBatch, alpha: float,
@@ -167,54 +200,115 @@ def load_metacontroller(folder: str | Path) -> Metacontroller:
     except (OSError, KeyError, json.JSONDecodeError, Exception) as err:  # noqa: BLE001
         raise ValueError(f"{folder} is not a readable metacontroller ({err})") from None
     meta = Metacontroller(cfg)
-    try:
-        meta.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{folder}: tensors do not match the config ({err})") from None
+    check_tensors(str(folder / "metacontroller.safetensors"), state, meta.state_dict())
+    meta.load_state_dict(state)
     return meta
 
 
-def _save_state(folder: Path, step: int, meta: Metacontroller, base: BaseModel | None,
-                opt: torch.optim.Optimizer, cfg: DiscoverConfig) -> None:
-    """Resumable state; ``trainer.json`` is written last, so it marks a complete checkpoint."""
-    save_metacontroller(meta, folder)
-    if base is not None:
-        save_model(base, folder / "base")
-    tensors, layout = optimizer_to_tensors(opt)
-    save_tensors_atomic(folder / "optimizer.safetensors", tensors, metadata={"optimizer": layout})
-    save_json_atomic(folder / "trainer.json", {"step": step, "config": dataclasses.asdict(cfg)})
+def check_base_reads(base: BaseModel, base_path: str | Path, obs_dim: int, discrete: bool,
+                     source: str) -> None:
+    """``ValueError`` unless the base model reads the observations and actions of ``source``
+    (a dataset or an environment family): checked before any work, not at the first batch."""
+    if obs_dim != base.config.obs_dim or discrete != base.config.discrete:
+        raise ValueError(f"{source} (obs_dim {obs_dim}, discrete {discrete}) does not match "
+                         f"the base model {base_path} (obs_dim {base.config.obs_dim}, discrete "
+                         f"{base.config.discrete})")
 
 
-def resume_step(folder: Path, cfg: DiscoverConfig) -> int:
-    """Step of a complete checkpoint for this config in ``folder`` (0 if there is none)."""
-    marker = folder / "trainer.json"
+def check_controls(meta: Any, base: BaseModel, meta_path: str | Path) -> None:
+    """``ValueError`` unless ``meta`` (a metacontroller or anything with its ``cfg.d_model``
+    and ``cfg.layer``) writes into this base model's residual stream."""
+    if meta.cfg.d_model != base.d_model:
+        raise ValueError(f"{meta_path}: metacontroller width {meta.cfg.d_model} != base model "
+                         f"width {base.d_model}")
+    check_int(f"{meta_path}: metacontroller layer", meta.cfg.layer, 0, base.n_layers)
+
+
+RUN_SETTINGS = ("out_dir", "steps", "progress", "overwrite", "log_every", "checkpoint_every")
+"""Config fields that do not change a run's results: a run may continue with other values."""
+
+
+def run_identity(cfg: Any) -> dict:
+    """The settings that define a step-based training run (``DiscoverConfig``,
+    ``CompileConfig``): what its folder and checkpoints record."""
+    return run_config(dataclasses.asdict(cfg), RUN_SETTINGS)
+
+
+def save_state(ckpt: Path, step: int, cfg: Any, write: Callable[[Path], None]) -> None:
+    """A resumable checkpoint: ``write(folder)`` fills ``ckpt/step-NNNNNNNN/``, then
+    ``ckpt/trainer.json`` points to it (an atomic write: a checkpoint is complete or not
+    there), then older checkpoints go."""
+    folder = ckpt / f"step-{step:08d}"
+    write(folder)
+    save_json_atomic(ckpt / "trainer.json",
+                     {"step": step, "folder": folder.name, "config": run_identity(cfg)})
+    for old in ckpt.glob("step-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def resume_state(ckpt: Path, cfg: Any) -> tuple[int, Path]:
+    """``(step, folder)`` of the complete checkpoint in ``ckpt`` (``(0, ckpt)`` if there is
+    none); ``ValueError`` if it belongs to other settings or its step exceeds ``cfg.steps``."""
+    marker = ckpt / "trainer.json"
     if not marker.is_file():
-        return 0
-    saved = json.loads(marker.read_text())
-    same = {k: v for k, v in saved["config"].items() if k not in ("steps", "progress")}
-    mine = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("steps", "progress")}
-    if same != mine:
-        raise ValueError(f"{folder} holds a checkpoint of a different config; use a new out_dir")
-    return int(saved["step"])
+        return 0, ckpt
+    try:
+        saved = json.loads(marker.read_text())
+        step, config = int(saved["step"]), run_config(saved["config"], RUN_SETTINGS)
+        folder = ckpt / saved.get("folder", ".")  # older versions: files in ckpt itself
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{marker}: unreadable checkpoint ({err}); pass --overwrite "
+                         "(overwrite=True) to start again") from None
+    if config != run_identity(cfg):
+        raise RunFolderError(f"{ckpt} holds a checkpoint of other settings; pass --overwrite "
+                             "(overwrite=True) to start again")
+    check_resume_budget("steps", cfg.steps, step, ckpt)
+    return step, folder
+
+
+def _save_state(ckpt: Path, step: int, meta: Metacontroller, base: BaseModel | None,
+                opt: torch.optim.Optimizer, cfg: DiscoverConfig) -> None:
+    def write(folder: Path) -> None:
+        save_metacontroller(meta, folder)
+        if base is not None:
+            save_model(base, folder / "base")
+        tensors, layout = optimizer_to_tensors(opt)
+        save_tensors_atomic(folder / "optimizer.safetensors", tensors,
+                            metadata={"optimizer": layout})
+
+    save_state(ckpt, step, cfg, write)
 
 
 def discover(cfg: DiscoverConfig) -> dict:
     """Train one metacontroller; returns the summary (also written to ``summary.json``)."""
+    with claim_run(cfg.out_dir, "discover", run_identity(cfg), overwrite=cfg.overwrite,
+                   legacy=_legacy_run) as run:
+        return _discover(cfg, run.fresh)
+
+
+def _legacy_run(folder: Path) -> bool:
+    """A discover run of an older version: its checkpoint, or its metacontroller."""
+    return ((folder / "checkpoint" / "trainer.json").is_file()
+            or records(folder / "metacontroller.json", "discover"))
+
+
+def _discover(cfg: DiscoverConfig, fresh: bool) -> dict:
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset)
     base = load_model(cfg.base)
     if cfg.cotrain == "scratch":
         base = build_model(base.config)
-    elif cfg.cotrain not in ("frozen", "pretrained"):
-        raise ValueError("cotrain must be 'frozen', 'pretrained' or 'scratch', "
-                         f"got {cfg.cotrain!r}")
+    check_base_reads(base, cfg.base, data.obs_dim, data.discrete, f"dataset {cfg.dataset}")
+    if cfg.layer is not None:
+        check_int("layer", cfg.layer, 0, base.n_layers)
     frozen = cfg.cotrain == "frozen"
     out = Path(cfg.out_dir)
     ckpt = out / "checkpoint"
-    start_step = resume_step(ckpt, cfg)
+    start_step, state = (0, ckpt) if fresh else resume_state(ckpt, cfg)
     if start_step and not frozen:
-        base = load_model(ckpt / "base")
+        base = load_model(state / "base")
     for p in base.parameters():
         p.requires_grad_(not frozen)
     base.train(not frozen)
@@ -224,16 +318,14 @@ def discover(cfg: DiscoverConfig) -> dict:
                                                embedding=cfg.embedding,
                                                codebook=cfg.codebook))
     if start_step:
-        meta.load_state_dict(load_metacontroller(ckpt).state_dict())
+        meta.load_state_dict(load_metacontroller(state).state_dict())
     groups = [{"params": list(meta.parameters()), "lr": cfg.lr}]
     if not frozen:
         groups.append({"params": list(base.parameters()), "lr": cfg.base_lr})
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     if start_step:
-        tensors, layout = load_tensors(ckpt / "optimizer.safetensors")
-        optimizer_from_tensors(opt, tensors, layout["optimizer"])
+        load_optimizer(opt, state / "optimizer.safetensors")
     train, val = split_episodes(data.num_episodes, 0.1, cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
     logger = RunLogger(out, resume_step=start_step)
     bar = tqdm(total=cfg.steps, initial=start_step, desc=f"discover a={cfg.alpha}",
                disable=not cfg.progress)

@@ -11,17 +11,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from irl_agents.discovery import load_metacontroller
-from irl_agents.episodic_trainer import train_episodic
+from irl_agents.discovery import check_base_reads, check_controls, load_metacontroller
+from irl_agents.episodic_trainer import MAX_SEED, claim_episodic_run, train_episodic
 from irl_agents.latent_env import LatentCore
 from irl_agents.latent_policy import LatentPolicy
 from irl_agents.metacontroller import Metacontroller
 from irl_agents.models import load_model
 from irl_agents.raw_batch import make_raw_batch
 from irl_agents.rl import PPOConfig, Trajectories
+from irl_envs.tasks import parse_task
+from irl_envs.validation import check_choice, check_float, check_int
 
 
 @dataclass
@@ -44,7 +47,7 @@ class InternalRLConfig:
     """Processes stepping the raw environments (ant: 2 uses both cores; grid: ignored, its
     numpy core steps every row at once)."""
     episodes: int = 50_000
-    """Episode budget."""
+    """Episode budget (at least ``batch_episodes``; rounded down to whole batches)."""
     batch_episodes: int = 256
     """Episodes per PPO batch (paper: 1024 grid, 256 ant)."""
     lr: float = 3e-4
@@ -64,9 +67,28 @@ class InternalRLConfig:
     seed: int = 0
     """Seed of environments, policy initialisation and sampling."""
     out_dir: str = "runs/internal-rl"
-    """Output folder."""
+    """Output folder (see :mod:`irl_agents.run_folder`)."""
+    overwrite: bool = False
+    """Replace a run with other settings in ``out_dir`` instead of refusing to start."""
     progress: bool = True
     """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        check_choice("env", self.env, ("grid", "ant"))
+        check_choice("task_set", self.task_set, ("pretrain", "posttrain"))
+        if self.task is not None:
+            parse_task(self.task)
+        check_int("env_workers", self.env_workers, 1)
+        check_int("batch_episodes", self.batch_episodes, 1)
+        check_int("episodes", self.episodes, self.batch_episodes)
+        check_int("epochs", self.epochs, 0)
+        check_int("minibatches", self.minibatches, 1)
+        check_int("hidden", self.hidden, 1)
+        check_int("seed", self.seed, 0, MAX_SEED)
+        check_float("lr", self.lr, positive=True)
+        check_float("clip", self.clip, positive=True)
+        check_float("threshold", self.threshold, positive=True, high=1.0)
+        check_float("z_bound", self.z_bound, positive=True)
 
 
 @torch.no_grad()
@@ -128,17 +150,21 @@ def internal_rl(cfg: InternalRLConfig, meta: Metacontroller | None = None) -> di
         meta: an already built latent controller (anything with the metacontroller's RL-time
             interface, e.g. the CompILE baseline) to use instead of loading ``cfg.meta``.
     """
-    torch.manual_seed(cfg.seed)
-    base = load_model(cfg.base)
-    meta = meta if meta is not None else load_metacontroller(cfg.meta)
-    for p in [*base.parameters(), *meta.parameters()]:
-        p.requires_grad_(False)
-    n = min(cfg.batch_episodes, cfg.episodes)
-    raw = make_raw_batch(cfg.env, cfg.task_set, n, cfg.task, cfg.env_workers)
-    core = LatentCore(base, meta, raw, cfg.threshold, cfg.z_bound, cfg.greedy)
-    policy = LatentPolicy(core.obs_dim, meta.cfg.n_z, cfg.hidden)
-    ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
-    return train_episodic(policy, lambda seeds, gen: collect(core, policy, seeds, gen),
-                          episodes=cfg.episodes, batch_episodes=n, ppo=ppo, seed=cfg.seed,
-                          out_dir=cfg.out_dir, config=dataclasses.asdict(cfg),
-                          progress=cfg.progress, desc="internal RL")
+    with claim_episodic_run("internal-rl", cfg) as run:
+        torch.manual_seed(cfg.seed)
+        base = load_model(cfg.base)
+        meta = meta if meta is not None else load_metacontroller(cfg.meta)
+        for p in [*base.parameters(), *meta.parameters()]:
+            p.requires_grad_(False)
+        check_controls(meta, base, cfg.meta or "the latent controller")
+        raw = make_raw_batch(cfg.env, cfg.task_set, cfg.batch_episodes, cfg.task,
+                             cfg.env_workers)
+        check_base_reads(base, cfg.base, int(np.prod(raw.observation_space.shape)),
+                         isinstance(raw.action_space, gym.spaces.Discrete), f"env {cfg.env!r}")
+        core = LatentCore(base, meta, raw, cfg.threshold, cfg.z_bound, cfg.greedy)
+        policy = LatentPolicy(core.obs_dim, meta.cfg.n_z, cfg.hidden)
+        ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
+        return train_episodic(policy, lambda seeds, gen: collect(core, policy, seeds, gen),
+                              episodes=cfg.episodes, batch_episodes=cfg.batch_episodes, ppo=ppo,
+                              seed=cfg.seed, run=run, config=dataclasses.asdict(cfg),
+                              progress=cfg.progress, desc="internal RL")

@@ -40,8 +40,7 @@ from irl_agents.models import (
     ModelConfig,
     build_model,
     load_model,
-    load_tensors,
-    optimizer_from_tensors,
+    load_optimizer,
     optimizer_to_tensors,
     save_json_atomic,
     save_model,
@@ -49,7 +48,9 @@ from irl_agents.models import (
 )
 from irl_agents.models.config import GRID_ENCODERS, OBS_ENCODERS
 from irl_agents.precision import PRECISIONS, autocast, autocast_dtype
+from irl_agents.run_folder import check_resume_budget, claim_run, run_config
 from irl_agents.run_logger import RunLogger
+from irl_envs.validation import check_choice, check_device, check_float, check_int, check_seed
 
 
 @dataclass
@@ -132,6 +133,30 @@ class PretrainConfig:
     be several times faster than 2."""
     progress: bool = True
     """Show a tqdm progress bar."""
+    overwrite: bool = False
+    """Replace a run with other settings in ``out_dir`` instead of refusing to start (see
+    :mod:`irl_agents.run_folder`)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "keep_checkpoints", "val_episodes",
+                     "stream_chunk"):
+            check_int(name, getattr(self, name), 1)
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "num_threads"):
+            check_int(name, getattr(self, name), 0)
+        check_seed("seed", self.seed)
+        check_float("lr", self.lr, positive=True)
+        check_float("decay_fraction", self.decay_fraction, positive=True, high=1.0)
+        for name in ("weight_decay", "grad_clip", "obs_weight"):
+            check_float(name, getattr(self, name), low=0.0)
+        check_float("stream_noise", self.stream_noise, low=0.0, high=1.0)
+        if check_float("val_fraction", self.val_fraction, low=0.0, high=1.0) == 1.0:
+            raise ValueError("val_fraction must be < 1 (some episodes must be left to train on)")
+        check_choice("stream", self.stream, ("", "grid", "ant"))
+        check_choice("lr_schedule", self.lr_schedule, ("constant", "cosine", "wsd"))
+        check_choice("obs_likelihood", self.obs_likelihood, ("auto", "bernoulli", "gaussian"))
+        check_choice("precision", self.precision, PRECISIONS)
+        for step in self.milestones:  # may lie past ``steps``: reached when the run is extended
+            check_int("milestones", step, 1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (the model config nested)."""
@@ -219,8 +244,22 @@ def learning_rate(cfg: PretrainConfig, step: int) -> float:
 
 
 
+RUN_SETTINGS = ("out_dir", "steps", "progress", "resume", "overwrite", "num_threads", "device",
+                "precision", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+                "milestones", "val_episodes")
+"""Settings that do not define the run: a run may be continued with other values."""
+
+
 def pretrain(cfg: PretrainConfig) -> Path:
     """Train a base model; returns the folder of the final model (``out_dir/model``)."""
+    check_device(cfg.device)
+    with claim_run(cfg.out_dir, "pretrain", run_config(cfg.to_dict(), RUN_SETTINGS),
+                   overwrite=cfg.overwrite,
+                   legacy=("pretrain_config.json", "checkpoints/latest.json")) as run:
+        return _pretrain(cfg, fresh=run.fresh)
+
+
+def _pretrain(cfg: PretrainConfig, fresh: bool) -> Path:
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     autocast_dtype(cfg.precision, cfg.device)  # validates the setting before any work
@@ -254,9 +293,12 @@ def pretrain(cfg: PretrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     start_step = 0
-    found = _load_checkpoint(ckpt_root) if cfg.resume else None
+    found = _load_checkpoint(ckpt_root) if cfg.resume and not fresh else None
+    if found is None:  # a fresh start: older checkpoints must not mix with this run's
+        shutil.rmtree(ckpt_root, ignore_errors=True)
     if found is not None:
         folder, start_step = found
+        check_resume_budget("steps", cfg.steps, start_step, folder)
         model = load_model(folder / "model", device=cfg.device)
         if model.config != model_cfg:
             raise ValueError(
@@ -278,8 +320,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         lr=cfg.lr,
     )
     if found is not None:
-        tensors, meta = load_tensors(found[0] / "optimizer.safetensors")
-        optimizer_from_tensors(opt, tensors, meta["optimizer"])
+        load_optimizer(opt, found[0] / "optimizer.safetensors")
     save_json_atomic(out / "pretrain_config.json", cfg.to_dict() | {"model": model_cfg.to_dict()})
 
     # ---- logging
@@ -384,7 +425,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 # ---------------------------------------------------------------------------------- CLI
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
     """Register ``irl pretrain``."""
-    from irl_agents.commands import add_common
+    from irl_agents.commands import add_common, add_overwrite
 
     p = sub.add_parser(
         "pretrain",
@@ -433,6 +474,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                    help="bf16 autocast for forward/backward; auto: where the device has "
                         "native bf16 (default auto)")
     p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    add_overwrite(p)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     add_common(p)
     p.set_defaults(run=_run)
@@ -472,6 +514,7 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         resume=not args.no_resume,
+        overwrite=args.overwrite,
         num_threads=args.threads,
         progress=not args.no_progress,
     )

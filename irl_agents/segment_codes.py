@@ -29,12 +29,19 @@ import torch
 from torch import Tensor
 
 from irl_agents.controllers import ControllerConfig, train_controllers
-from irl_agents.discovery import load_metacontroller, save_metacontroller
+from irl_agents.discovery import (
+    check_base_reads,
+    check_controls,
+    load_metacontroller,
+    save_metacontroller,
+)
 from irl_agents.episodes import pad_episodes
 from irl_agents.metacontroller import Metacontroller, codebook_metacontroller
 from irl_agents.models import BaseModel, load_model
+from irl_agents.run_folder import claim_run, run_config
 from irl_envs.atomic import write_json
 from irl_envs.datasets import Demonstrations, load_dataset
+from irl_envs.validation import check_float, check_int, check_seed
 from irl_envs.versions import versions
 
 
@@ -42,14 +49,16 @@ from irl_envs.versions import versions
 class SegmentCodesConfig:
     """Segment-end codes for a trained metacontroller."""
 
-    base: str = "irl_agents/weights/grid/base"
-    """Frozen base model folder."""
-    meta: str = "irl_agents/weights/grid/metacontroller"
-    """Metacontroller whose switching unit cuts the segments (and is kept)."""
+    base: str = ""
+    """Frozen base model folder (empty: the shipped grid base model)."""
+    meta: str = ""
+    """Metacontroller whose switching unit cuts the segments (and is kept); empty: the
+    shipped grid metacontroller."""
     dataset: str = ""
     """Demonstrations (the pretraining data)."""
     out_dir: str = "runs/segment-codes"
-    """Output folder: a metacontroller folder plus ``summary.json``."""
+    """Output folder: a metacontroller folder plus ``summary.json`` (see
+    :mod:`irl_agents.run_folder`)."""
     k: int = 4
     """Number of groups, i.e. of abstract actions."""
     threshold: float = 0.5
@@ -60,16 +69,24 @@ class SegmentCodesConfig:
     """Gradient steps of the per-group controllers."""
     seed: int = 0
     """Seed of k-means and controller training."""
+    overwrite: bool = False
+    """Replace a run with other settings in ``out_dir`` instead of refusing to start."""
     progress: bool = True
     """Show a progress bar while training the controllers."""
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
-        if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
-        if self.cluster_episodes < 1:
-            raise ValueError(f"cluster_episodes must be >= 1, got {self.cluster_episodes}")
+        for name in ("k", "cluster_episodes", "controller_steps"):
+            check_int(name, getattr(self, name), 1)
+        check_float("threshold", self.threshold, positive=True, high=1.0)
+        check_seed("seed", self.seed)
+
+    def resolved(self) -> SegmentCodesConfig:
+        """This config with empty model paths replaced by the shipped grid models (absolute
+        paths, so that the command works from any directory)."""
+        from irl_agents.shipped import shipped
+
+        return dataclasses.replace(self, base=self.base or str(shipped("grid", "base")),
+                                   meta=self.meta or str(shipped("grid", "metacontroller")))
 
 
 @torch.no_grad()
@@ -160,9 +177,18 @@ def contingency(groups: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
 
 def segment_codes(cfg: SegmentCodesConfig) -> dict:
     """Build and save the segment-end-code metacontroller; returns the summary."""
+    cfg = cfg.resolved()
+    config = run_config(dataclasses.asdict(cfg), ("out_dir", "progress", "overwrite"))
+    with claim_run(cfg.out_dir, "segment-codes", config, overwrite=cfg.overwrite):
+        return _segment_codes(cfg)
+
+
+def _segment_codes(cfg: SegmentCodesConfig) -> dict:
     start = time.perf_counter()
     base, meta = load_model(cfg.base).eval(), load_metacontroller(cfg.meta).eval()
     data = load_dataset(cfg.dataset)
+    check_base_reads(base, cfg.base, data.obs_dim, data.discrete, f"dataset {cfg.dataset}")
+    check_controls(meta, base, cfg.meta)
     ends, spans = segment_ends(base, meta, data, cfg.threshold)
     fit = spans[:, 0] < cfg.cluster_episodes
     centres, scale = kmeans(ends[torch.as_tensor(fit)], cfg.k, cfg.seed)

@@ -30,7 +30,7 @@ from gymnasium.envs.mujoco import MujocoEnv
 from irl_envs import grid_logic
 from irl_envs.grid_render import EMPTY_RGB, WALL_RGB, colour_rgb
 from irl_envs.tasks import ANT_POSTTRAIN_TASK, Task, validate_tasks
-from irl_envs.validation import check_float, check_int
+from irl_envs.validation import check_float, check_int, check_seed
 
 DEFAULT_CELL_SIZE = 1.0
 """Side of a grid cell in metres. See the class docstring (## Arguments) for the choice."""
@@ -58,6 +58,33 @@ _BAD_STATE_WARNINGS = (
     int(mujoco.mjtWarning.mjWARN_BADQVEL),
     int(mujoco.mjtWarning.mjWARN_BADQACC),
 )
+
+
+
+def _mujoco_warning(message: str) -> None:
+    """MuJoCo warnings go to Gymnasium's logger: the default handler appends them to
+    ``MUJOCO_LOG.TXT`` in the working directory. The envs detect bad states themselves."""
+    gym.logger.warn(f"MuJoCo: {message}")
+
+
+if mujoco.get_mju_user_warning() is None:  # leave a handler the user installed alone
+    mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+def check_torques(action: Any, size: int) -> np.ndarray:
+    """``action`` as a float64 array of ``size`` finite torques clipped to [-1, 1]; else
+    ``ValueError``. Clipping is what the actuators' ``ctrlrange`` does to finite values; a NaN
+    or Inf would instead be zeroed by MuJoCo with a warning and the episode would go on."""
+    try:
+        torques = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"action must be {size} finite floats, got {action!r}") from None
+    if torques.shape != (size,):
+        raise ValueError(f"action must have shape ({size},), got {torques.shape}")
+    if not np.isfinite(torques).all():
+        raise ValueError(f"action must be finite, got {action!r}")
+    return np.clip(torques, -1.0, 1.0)
+
 
 # The ant of gymnasium/envs/mujoco/assets/ant.xml (MIT licence, Farama Foundation), unchanged
 # but for the tracking camera.
@@ -272,6 +299,13 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
     Truncated after ``max_steps`` steps (T=500, 25 s of simulated time at the default frame
     skip) unless terminated on that step.
 
+    Stepping after the end (without ``reset()``) is a caller's mistake, handled as in
+    Gymnasium's classic-control envs: it warns once, and until the next reset the physics
+    goes on but the task does not: no visits, reward 0.0, and the ``terminated``/``truncated``
+    flags the episode ended with. A non-finite action (NaN,
+    Inf) or one of the wrong shape raises ``ValueError``; finite torques are clipped to
+    [-1, 1] (the actuators' ``ctrlrange``). Seeds must lie in ``[0, 2**64 - 1]``.
+
     ## Starting state
     The task is drawn uniformly from ``tasks``. Colours, walls and the ant's start cell are
     drawn uniformly without overlap, redrawn until the task is solvable at grid level
@@ -421,6 +455,9 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
         self._cells_list: list[int] = self.cells.tolist()
         self._obj_xy = np.zeros((num_objects, 2))
         self._t = 0
+        self._ended: tuple[bool, bool] | None = None
+        """``(terminated, truncated)`` once the episode has ended, else None."""
+        self._warned_after_end = False
         self._bad_warnings = 0
         self._obs = np.zeros(obs_dim)
         self._rel = self._obs[PROPRIO_DIM + 2: PROPRIO_DIM + 2 + 2 * num_objects].reshape(-1, 2)
@@ -450,6 +487,8 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
 
     # ----------------------------------------------------------------------- reset
     def _parse_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"options must be a dict or None, got {options!r}")
         options = dict(options or {})
         unknown = set(options) - {"task", "layout", "ant_xy", "ant_yaw"}
         if unknown:
@@ -463,13 +502,11 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
             out["layout"] = self._pinned_layout(options["layout"])
         if options.get("ant_xy") is not None:
             xy = options["ant_xy"]
-            try:
-                x, y = (float(v) for v in xy)
+            try:  # numbers only: a string or a bool is a mistake, not a position
+                x, y = (check_float("options['ant_xy']", v) for v in xy)
             except (TypeError, ValueError):
-                raise ValueError(f"options['ant_xy'] must be a pair of floats (x, y), "
+                raise ValueError(f"options['ant_xy'] must be a pair of finite floats (x, y), "
                                  f"got {xy!r}") from None
-            if not (math.isfinite(x) and math.isfinite(y)):
-                raise ValueError(f"options['ant_xy'] must be finite, got {xy!r}")
             r, c = self.world_to_cell(x, y)
             if not (0 <= r < self.grid_size and 0 <= c < self.grid_size):
                 raise ValueError(f"options['ant_xy'] = {xy!r} is off the grid: x and y must lie "
@@ -502,7 +539,7 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
             if ok.any():
                 i = int(np.argmax(ok))
                 return cells[i], int(agent[i])
-        raise RuntimeError(
+        raise ValueError(
             f"no solvable layout found in {_MAX_LAYOUT_DRAWS} draws: grid_size="
             f"{self.grid_size}, num_colours={self.num_colours}, num_walls={self.num_walls} "
             f"leave too little room for task {task}"
@@ -527,6 +564,8 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
             m.geom_pos[self._wall_ids] = wall_pos
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            seed = check_seed("seed", seed)
         opts = self._parse_options(options)  # validate before touching any state
         gym.Env.reset(self, seed=seed)
         rng = self.np_random
@@ -561,6 +600,7 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
         r, c = self.world_to_cell(x, y)
         self.agent_cell = r * self.grid_size + c
         self.next_index, self._t, self.event = 0, 0, ""
+        self._ended, self._warned_after_end = None, False
         self._bad_warnings = self._warning_count()
         return self._get_obs(x, y), self._info(x, y)
 
@@ -574,16 +614,16 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
         return w[a].number + w[b].number + w[c].number
 
     def step(self, action):
-        if np.shape(action) != (8,):
-            raise ValueError(f"action must have shape (8,), got {np.shape(action)}")
         d = self.data
-        d.ctrl[:] = action
+        d.ctrl[:] = check_torques(action, self.model.nu)
         mujoco.mj_step(self.model, d, nstep=self.frame_skip)
         self._t += 1
         x, y, z = d.qpos[:3].tolist()
         g = self.grid_size
         row = math.floor((self.half - y) / self.cell_size) if math.isfinite(y) else -1
         col = math.floor((x + self.half) / self.cell_size) if math.isfinite(x) else -1
+        if self._ended is not None:
+            return self._step_after_end(x, y, row, col)
         reward, terminated, event = 0.0, False, ""
         warnings = self._warning_count()
         if warnings != self._bad_warnings or not math.isfinite(x + y + z):
@@ -613,7 +653,23 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
             self.agent_cell = min(max(row, 0), g - 1) * g + min(max(col, 0), g - 1)
         self.event = event
         truncated = not terminated and self._t >= self.max_steps
+        if terminated or truncated:
+            self._ended = (terminated, truncated)
         return self._get_obs(x, y), reward, terminated, truncated, self._info(x, y)
+
+    def _step_after_end(self, x: float, y: float, row: int, col: int):
+        """A step after the episode ended: the physics goes on, the task does not (reward 0,
+        no visits, the flags the episode ended with)."""
+        if not self._warned_after_end:
+            self._warned_after_end = True
+            gym.logger.warn("step() called after the episode ended (terminated or truncated); "
+                            "call reset(). Until then the task is over: every reward is 0.")
+        g = self.grid_size
+        if math.isfinite(x + y):
+            self.agent_cell = min(max(row, 0), g - 1) * g + min(max(col, 0), g - 1)
+        self.event = ""
+        terminated, truncated = self._ended
+        return self._get_obs(x, y), 0.0, terminated, truncated, self._info(x, y)
 
     def _get_obs(self, x: float, y: float) -> np.ndarray:
         d, buf = self.data, self._obs
@@ -658,7 +714,7 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
         state["_episode"] = {
             "physics": physics, "cells": self.cells, "task": self.task,
             "next_index": self.next_index, "agent_cell": self.agent_cell, "t": self._t,
-            "event": self.event, "np_random": self._np_random,
+            "event": self.event, "ended": self._ended, "np_random": self._np_random,
             "np_random_seed": self._np_random_seed, "action_space": self.action_space,
         }
         return state
@@ -674,6 +730,7 @@ class AntSubgoalsEnv(MujocoEnv, utils.EzPickle):
         mujoco.mj_forward(self.model, self.data)
         self.task, self.next_index = episode["task"], episode["next_index"]
         self.agent_cell, self._t, self.event = episode["agent_cell"], episode["t"], episode["event"]
+        self._ended = episode.get("ended")
         self._np_random, self._np_random_seed = episode["np_random"], episode["np_random_seed"]
         self.action_space = episode["action_space"]
         self._bad_warnings = self._warning_count()

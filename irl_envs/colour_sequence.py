@@ -20,7 +20,7 @@ from irl_envs import grid_logic
 from irl_envs.episode_rng import episode_bits
 from irl_envs.grid_render import render_ansi, render_rgb
 from irl_envs.tasks import GRID_POSTTRAIN_TASK, Task, validate_tasks
-from irl_envs.validation import check_int
+from irl_envs.validation import check_int, check_seed
 
 _MAX_LAYOUT_ATTEMPTS = 10_000
 _LAYOUT_STREAM, _TASK_STREAM = 0, 1
@@ -50,6 +50,10 @@ class GridCore:
         self.task_len = np.ones(n, dtype=np.int64)
         self.next_index = np.zeros(n, dtype=np.int64)
         self.t = np.zeros(n, dtype=np.int64)
+        # how each row's episode ended (both False while it runs): steps after the end give
+        # reward 0 and these flags (see "Stepping after the end" in the env's docstring)
+        self.terminated = np.zeros(n, dtype=bool)
+        self.truncated = np.zeros(n, dtype=bool)
         self.seed = np.zeros(n, dtype=np.uint64)
         self.episode = np.zeros(n, dtype=np.uint64)
         self.seeded = np.zeros(n, dtype=bool)
@@ -99,6 +103,7 @@ class GridCore:
             self.cells[rows], self.agent[rows] = cells, agent
         self.next_index[rows] = 0
         self.t[rows] = 0
+        self.terminated[rows] = self.truncated[rows] = False
         self.resets[rows] += np.uint64(1)
         self._encode(rows)
 
@@ -123,9 +128,10 @@ class GridCore:
             todo = todo[~ok]
             if len(todo) == 0:
                 return
-        raise RuntimeError(
+        raise ValueError(
             f"no solvable layout found in {_MAX_LAYOUT_ATTEMPTS} draws: grid_size={self.g}, "
-            f"num_colours={self.o}, num_walls={self.w} leave too little room"
+            f"num_colours={self.o}, num_walls={self.w} leave too little room, or "
+            f"max_steps={self.max_steps} too few steps, for the task"
         )
 
     def _pinned_layout(self, layout: dict[str, Any]) -> tuple[np.ndarray, int]:
@@ -142,23 +148,30 @@ class GridCore:
     def step(self, actions: np.ndarray, rows: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Apply one action per environment (or per environment in ``rows``, the others
-        standing still); returns ``(reward, terminated, truncated)`` for those."""
+        standing still); returns ``(reward, terminated, truncated)`` for those.
+
+        In a row whose episode has ended the agent still moves, but the task is over until the
+        row is reset: no colour counts, reward 0, and the flags the episode ended with, so a
+        finished episode is never rewarded twice."""
         rows = self._rows if rows is None else np.asarray(rows, dtype=np.int64)
+        ended_term, ended_trunc = self.terminated[rows], self.truncated[rows]
+        over = ended_term | ended_trunc
         agent = self.agent[rows]
         nxt = self.moves[agent, actions]
         content = self.cells[rows, nxt]
         nxt = np.where(content >= self.o, agent, nxt)  # walls: no-op
         content = self.cells[rows, nxt]
-        entered = (nxt != agent) & (content >= 0)  # a colour counts only when entered
+        entered = (nxt != agent) & (content >= 0) & ~over  # a colour counts only when entered
         task_len = self.task_len[rows]
         target = self.task[rows, np.minimum(self.next_index[rows], task_len - 1)]
         correct = entered & (content == target)
         next_index = self.next_index[rows] + correct
         self.next_index[rows] = next_index
-        success = next_index >= task_len
-        terminated = success | (entered & ~correct)
+        success = (next_index >= task_len) & ~over
+        terminated = success | (entered & ~correct) | ended_term
         self.t[rows] += 1
-        truncated = ~terminated & (self.t[rows] >= self.max_steps)
+        truncated = ~terminated & (((self.t[rows] >= self.max_steps) & ~over) | ended_trunc)
+        self.terminated[rows], self.truncated[rows] = terminated, truncated
         self.obs[rows, self.channels - 1, agent] = 0
         self.obs[rows, self.channels - 1, nxt] = 1
         self.agent[rows] = nxt
@@ -214,15 +227,21 @@ def _make_core(num_envs: int, grid_size: int, num_colours: int, num_walls: int, 
     else:
         chosen = validate_tasks(tasks if tasks is not None else [GRID_POSTTRAIN_TASK],
                                 num_colours, "tasks")
+    longest = max(len(t) for t in chosen)
+    if max_steps < longest:  # every colour of a task takes at least one move
+        raise ValueError(f"max_steps must be >= {longest}, the length of the longest task "
+                         f"(one move per colour at least), got {max_steps}")
     return GridCore(num_envs, grid_size, num_colours, num_walls, max_steps, chosen)
 
 
-def _parse_options(core: GridCore, options: dict[str, Any] | None
+def _parse_options(core: GridCore, options: dict[str, Any] | None, allowed: tuple[str, ...]
                    ) -> tuple[Task | None, dict[str, Any] | None]:
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"options must be a dict or None, got {options!r}")
     options = dict(options or {})
-    unknown = set(options) - {"task", "layout", "reset_mask"}
+    unknown = set(options) - set(allowed)
     if unknown:
-        raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: 'task', 'layout'")
+        raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: {list(allowed)}")
     task = options.get("task")
     if task is not None:
         task = validate_tasks([task], core.o, "options['task']")[0]
@@ -267,6 +286,14 @@ _DOC_SPEC = """
       counts only when entered from a different cell: bumping into a wall while standing on
       a colour does not revisit it.
     - Truncated after ``max_steps`` steps.
+
+    Stepping after the end: as in Gymnasium's classic-control envs, ``step()`` after an
+    episode has ended (without ``reset()``) is a caller's mistake; it warns once, and until
+    the next reset the agent still moves but the task is over: no colour counts, every step
+    returns reward 0.0 and the ``terminated``/``truncated`` flags the episode ended with
+    (``info["is_success"]`` keeps the episode's outcome). ``step()`` before the first
+    ``reset()`` raises ``gymnasium.error.ResetNeeded``. Actions outside ``Discrete(4)``
+    (floats, strings, out of range) and seeds outside ``[0, 2**64 - 1]`` raise ``ValueError``.
 
     ## Reset
     The task is drawn uniformly from ``tasks``; colours, walls and the agent's start cell
@@ -318,20 +345,31 @@ class ColourSequenceEnv(gym.Env[np.ndarray, np.int64]):
         size = self.core.channels * self.core.num_cells
         self.observation_space = spaces.Box(0, 1, (size,), np.uint8)
         self.obs_planes = (self.core.channels, self.core.g, self.core.g)
+        self._has_reset = False
+        self._warned_after_end = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            seed = check_seed("seed", seed)
+        task, layout = _parse_options(self.core, options, ("task", "layout"))
         super().reset(seed=seed)
-        task, layout = _parse_options(self.core, options)
         row = np.zeros(1, dtype=np.int64)
         if seed is None and not self.core.seeded[0]:  # Gymnasium: unseeded envs use np_random
             seed = int(self.np_random.integers(2**63))
         self.core.next_episodes(row, None if seed is None else [seed])
         self.core.reset_rows(row, task, layout)
+        self._has_reset, self._warned_after_end = True, False
         return self.core.obs[0].reshape(-1).copy(), self.core.info(0)
 
     def step(self, action):
-        if not self.action_space.contains(action):
-            raise ValueError(f"action must be in Discrete(4), got {action!r}")
+        if not self._has_reset:
+            raise gym.error.ResetNeeded("Cannot call env.step() before calling env.reset()")
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
+            raise ValueError(f"action must be an int in Discrete(4) (0, 1, 2, 3), got {action!r}")
+        if (self.core.terminated[0] or self.core.truncated[0]) and not self._warned_after_end:
+            self._warned_after_end = True
+            gym.logger.warn("step() called after the episode ended (terminated or truncated); "
+                            "call reset(). Until then the task is over: every reward is 0.")
         reward, terminated, truncated = self.core.step(np.array([action], dtype=np.int64))
         return (self.core.obs[0].reshape(-1).copy(), float(reward[0]), bool(terminated[0]),
                 bool(truncated[0]), self.core.info(0))
@@ -378,6 +416,7 @@ class ColourSequenceVectorEnv(VectorEnv):
         self.observation_space = spaces.Box(0, 1, (num_envs, size), np.uint8)
         self.obs_planes = (self.core.channels, self.core.g, self.core.g)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
+        self._has_reset = False
 
     def _observation(self) -> np.ndarray:
         obs = self.core.obs.reshape(self.num_envs, -1)
@@ -385,31 +424,47 @@ class ColourSequenceVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None):
-        task, layout = _parse_options(self.core, options)
+        task, layout = _parse_options(self.core, options, ("task", "layout", "reset_mask"))
         mask = np.ones(self.num_envs, dtype=bool)
         if options and options.get("reset_mask") is not None:
-            mask = np.asarray(options["reset_mask"], dtype=bool)
-            if mask.shape != (self.num_envs,):
-                raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},)")
+            mask = np.asarray(options["reset_mask"])
+            if mask.dtype != bool or mask.shape != (self.num_envs,):
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape "
+                                 f"({self.num_envs},), got {options['reset_mask']!r}")
         rows = np.flatnonzero(mask)
         seeds = None
         if seed is not None:
-            seeds = np.asarray(seed, dtype=np.uint64)
-            if seeds.ndim == 0:
-                seeds = seeds + np.arange(self.num_envs, dtype=np.uint64)
-            if seeds.shape != (self.num_envs,):
-                raise ValueError(f"seed must be an int or {self.num_envs} ints, got {seed!r}")
+            seeds = np.asarray(self._check_seeds(seed), dtype=np.uint64)
             self._np_random, self._np_random_seed = np.random.default_rng(seeds[0]), int(seeds[0])
             seeds = seeds[rows]
         self.core.next_episodes(rows, seeds)
         self.core.reset_rows(rows, task, layout)
         self._needs_reset[rows] = False
+        self._has_reset = True
         return self._observation(), self.core.batch_info()
 
+    def _check_seeds(self, seed: int | Sequence[int]) -> list[int]:
+        """One valid seed per sub-environment: ``seed + i``, or the ``num_envs`` given."""
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            first = check_seed("seed", seed, self.num_envs)
+            return [first + i for i in range(self.num_envs)]
+        if isinstance(seed, np.ndarray):
+            seed = seed.tolist()
+        if not isinstance(seed, (list, tuple)) or len(seed) != self.num_envs:
+            raise ValueError(f"seed must be an int or {self.num_envs} ints, got {seed!r}")
+        return [check_seed(f"seed[{i}]", s) for i, s in enumerate(seed)]
+
     def step(self, actions):
-        actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+        if not self._has_reset:
+            raise gym.error.ResetNeeded("Cannot call env.step() before calling env.reset()")
+        actions = np.asarray(actions)
+        if (actions.dtype == bool or not np.issubdtype(actions.dtype, np.integer)
+                or actions.shape != (self.num_envs,)):
+            raise ValueError(f"actions must be an int array of shape ({self.num_envs},) with "
+                             f"values in {{0, 1, 2, 3}}, got {actions!r}")
+        actions = actions.astype(np.int64)
         if ((actions < 0) | (actions > 3)).any():
-            raise ValueError("actions must lie in {0, 1, 2, 3}")
+            raise ValueError(f"actions must lie in {{0, 1, 2, 3}}, got {actions!r}")
         reward, terminated, truncated = self.core.step(actions)
         resetting = np.flatnonzero(self._needs_reset)
         if len(resetting):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from irl_envs.validation import check_int_sequence
+
 EMPTY = -1
 ACTIONS = ("up", "right", "down", "left")
 """Action ``a`` moves by ``DELTAS[a]`` in (row, col)."""
@@ -186,7 +188,11 @@ def parse_layout(layout: object, grid_size: int, num_colours: int,
     if not isinstance(layout, dict) or set(layout) != {"agent", "colours", "walls"}:
         raise ValueError(f"{name} must be a dict with exactly the keys 'agent', 'colours' "
                          "and 'walls'")
-    colours, walls = list(layout["colours"]), list(layout["walls"])
+    colours, walls = layout["colours"], layout["walls"]
+    for key, cells in (("colours", colours), ("walls", walls)):
+        if isinstance(cells, (str, bytes, dict)) or not hasattr(cells, "__len__"):
+            raise ValueError(f"{name}['{key}'] must be a list of (row, col) pairs, got {cells!r}")
+    colours, walls = list(colours), list(walls)
     if len(colours) != num_colours:
         raise ValueError(f"{name}['colours'] must list {num_colours} cells (num_colours), "
                          f"got {len(colours)}")
@@ -195,10 +201,11 @@ def parse_layout(layout: object, grid_size: int, num_colours: int,
                          f"got {len(walls)}")
     flat = []
     for pos in [*colours, *walls, layout["agent"]]:
-        try:
-            r, c = (int(v) for v in pos)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} positions must be (row, col) pairs, got {pos!r}") from None
+        try:  # ints only: a float or a string is a mistake, not a cell to round to
+            r, c = check_int_sequence(f"{name} position", pos)
+        except ValueError:
+            raise ValueError(f"{name} positions must be (row, col) pairs of ints, "
+                             f"got {pos!r}") from None
         if not (0 <= r < grid_size and 0 <= c < grid_size):
             raise ValueError(f"{name} position {pos!r} is off the {grid_size}x{grid_size} grid")
         flat.append(r * grid_size + c)

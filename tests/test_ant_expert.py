@@ -449,8 +449,9 @@ def test_train_locomotion_smoke_and_resume(tmp_path):
     summary = train_locomotion(cfg)
     assert summary["steps"] == 256
     for name in ("config.json", "progress.csv", "summary.json", "ant_locomotion.json",
-                 "checkpoints/last.zip", "checkpoints/last_vecnormalize.pkl"):
+                 "checkpoints/last_state.safetensors", "run.json"):
         assert (tmp_path / name).is_file(), name
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.zip"))  # no pickle
     policy = load_policy(tmp_path / "ant_locomotion.safetensors")
     assert policy.meta["train"]["steps"] == 256 and policy.meta["status"] == "trained"
     assert policy.config["hidden"] == [16, 16] and policy.config["obs_norm"]

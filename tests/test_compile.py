@@ -267,7 +267,7 @@ def test_train_compile_writes_outputs_and_resumes_exactly(tiny, tmp_path):
     a, b = load_compile(tmp_path / "whole"), load_compile(tmp_path / "cut")
     assert all(torch.allclose(v, b.state_dict()[k], atol=1e-6) for k, v in
                a.state_dict().items())
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match="other settings"):
         train_compile(CompileConfig(out_dir=str(tmp_path / "cut"), steps=4, beta_b=0.5,
                                     **common))
     with pytest.raises(ValueError, match="layer"):

@@ -78,6 +78,10 @@ def test_internal_rl_end_to_end_and_resume(artifacts, tmp_path):
     cfg.episodes = 40  # a longer budget continues from the checkpoint
     internal_rl(cfg)
     assert [int(r["episodes"]) for r in read_curve(tmp_path)] == [8, 16, 24, 32, 40]
-    cfg.lr, cfg.episodes = 1e-3, 16  # other settings in the same folder: a fresh run
+    cfg.lr, cfg.episodes = 1e-3, 16  # other settings in the same folder: refused ...
+    with pytest.raises(ValueError, match="other settings.*lr"):
+        internal_rl(cfg)
+    assert len(read_curve(tmp_path)) == 5
+    cfg.overwrite = True  # ... unless asked to replace the run
     internal_rl(cfg)
     assert len(read_curve(tmp_path)) == 2

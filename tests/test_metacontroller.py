@@ -178,5 +178,5 @@ def test_discover_resumes_where_an_interrupted_run_stopped(tiny, tmp_path, cotra
     resumed = discover(DiscoverConfig(out_dir=str(tmp_path / "cut"), steps=4, **common))
     assert resumed["alignment"]["action_nll"] == pytest.approx(
         whole["alignment"]["action_nll"], abs=1e-5)
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(ValueError, match="other settings"):
         discover(DiscoverConfig(out_dir=str(tmp_path / "cut"), steps=4, alpha=0.5, **common))

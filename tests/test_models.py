@@ -700,3 +700,21 @@ def test_ant_object_encoder_sees_colours_from_the_body():
         state = model.initial_state(2)
         steps = [model.step(obs[:, t], state)[0].mean for t in range(6)]
     assert torch.allclose(torch.stack(steps, 1), full, atol=ATOL)
+
+
+def test_heads_stay_fp32_under_bf16_autocast():
+    """bf16 log-probabilities of confident actions round to 0, which training would exploit."""
+    model = make_model("transformer", True)
+    with torch.no_grad():
+        model.action_head.bias.zero_()[0] = 12.0
+    obs = make_obs(2, 5, True)
+    actions = torch.zeros(2, 5, dtype=torch.long)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    with torch.no_grad():
+        _, exact = model.loss(obs, actions, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(obs)
+            _, mixed = model.loss(obs, actions, mask)
+    assert out.logits.dtype == torch.float32 and out.obs_pred.dtype == torch.float32
+    assert 0 < float(exact["action_nll"]) < 1e-3
+    assert float(mixed["action_nll"]) == pytest.approx(float(exact["action_nll"]), rel=0.2)

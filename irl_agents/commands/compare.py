@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from irl_agents.commands import add_overwrite
+
 
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
     from baselines.compare import CompareConfig
@@ -19,7 +21,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-set", choices=["pretrain", "posttrain"], default=d.task_set)
     p.add_argument("--task", default=None, help="one task, e.g. 0-1-2-3, replacing the set")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    p.add_argument("--seeds", type=int, default=d.seeds, help="RL seeds per method")
+    p.add_argument("--seeds", type=int, default=d.seeds, help="RL seeds per method (0..N-1)")
     p.add_argument("--episodes", type=int, default=d.episodes, help="episode budget per run")
     p.add_argument("--batch-episodes", type=int, default=d.batch_episodes)
     p.add_argument("--base", default=None, help="base model folder (default: shipped)")
@@ -32,7 +34,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                    help="run on a Ray cluster ('local' starts one); needs the ray extra")
     p.add_argument("--docs", default=None, metavar="MD",
                    help="also write the table into this Markdown file (between markers)")
-    p.add_argument("--out", default=d.out_dir, help="output folder (resumes if it matches)")
+    p.add_argument("--out", default=d.out_dir,
+                   help="output folder (a sweep with the same settings there is continued)")
+    add_overwrite(p)
     p.add_argument("--quick", action="store_true", help="tiny budgets that exercise every path")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(run=run)
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                         dataset=args.dataset, prepare_steps=args.prepare_steps,
                         threshold=args.threshold, workers=args.workers,
                         ray_address=args.ray_address, out_dir=args.out, docs=args.docs,
-                        progress=not args.no_progress)
+                        overwrite=args.overwrite, progress=not args.no_progress)
     if args.quick:
         cfg = dataclasses.replace(cfg, **QUICK)
     result = compare(cfg)

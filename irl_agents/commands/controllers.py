@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from irl_agents.commands import add_common
+from irl_agents.commands import add_common, check_options
 from irl_agents.reporting import table
 from irl_envs.atomic import write_json
+from irl_envs.validation import check_int
 
 
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from irl_agents.models import load_model
     from irl_envs.datasets import load_dataset
 
+    check_options(args, {"layers": 0, "rank": 0, "steps": 1, "eval_episodes": 1, "seed": 0})
     model, data = load_model(args.model), load_dataset(args.dataset)
     layers = args.layers if args.layers else list(range(model.n_layers + 1))
+    for layer in layers:
+        check_int("--layers", layer, 0, model.n_layers)  # boundaries of this model
     base = evaluate_controllers(model, None, ControllerConfig(
         eval_episodes=args.eval_episodes, seed=args.seed, greedy=args.greedy), env=args.env)
     rows = [{"layer": "none", **base}]

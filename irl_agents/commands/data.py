@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from irl_agents.commands import add_common
+from irl_agents.commands import add_common, check_options
 from irl_agents.reporting import key_values
 from irl_envs.atomic import write_json
 from irl_envs.families import FAMILIES
+from irl_envs.validation import check_seed
 
 
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
@@ -34,16 +35,19 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irl_agents.run_folder import check_output_file
     from irl_envs.datasets import generate_dataset
 
     if args.tie_break is not None and args.env != "grid":
-        raise SystemExit(f"--tie-break is a grid option (env={args.env!r}); the ant expert is "
+        raise ValueError(f"--tie-break is a grid option (env={args.env!r}); the ant expert is "
                          "deterministic at --noise 0")
+    check_options(args, {"episodes": 1, "num_envs": 1}, fractions=("noise",))
+    check_seed("--seed", args.seed, args.num_envs)  # sub-environment i uses seed + i
+    name = f"{args.env}-{args.task_set}-{args.episodes}-s{args.seed}.safetensors"
+    out = check_output_file("--out", args.out or Path("data") / name)  # before the work
     options = {"tie_break": args.tie_break} if args.tie_break else {}
     data = generate_dataset(args.env, args.task_set, args.episodes, args.seed, args.noise,
                             args.num_envs, progress=not args.no_progress, **options)
-    name = f"{args.env}-{args.task_set}-{args.episodes}-s{args.seed}.safetensors"
-    out = args.out or Path("data") / name
     data.save(out)
     lengths = data.episode_lengths
     summary = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from irl_agents.commands import add_common
+from irl_agents.commands import add_common, add_overwrite
 from irl_agents.reporting import key_values, table
 from irl_envs.atomic import write_json
 
@@ -29,7 +29,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--env", choices=sorted(EPISODES), default="grid")
     p.add_argument("--episodes", type=int, default=None,
                    help=f"episode budget (default per env: {EPISODES})")
-    p.add_argument("--out", default="runs/demo", help="output folder (resumes if it matches)")
+    p.add_argument("--out", default="runs/demo",
+                   help="output folder (a demo with the same settings there is continued)")
+    add_overwrite(p)
     add_common(p)
     p.set_defaults(run=run)
 
@@ -37,19 +39,22 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from irl_agents.curves import plot_success
     from irl_agents.internal_rl import InternalRLConfig
+    from irl_agents.run_folder import check_output_file
     from irl_agents.shipped import shipped
 
     def config(meta: str, task: str | None, out: Path) -> InternalRLConfig:
         return InternalRLConfig(base=str(shipped(args.env, "base")), meta=str(meta), task=task,
                                 env=args.env, env_workers=2,  # the ant's raw envs on both cores
-                                episodes=args.episodes or EPISODES[args.env], seed=args.seed,
-                                out_dir=str(out), progress=not args.no_progress)
+                                episodes=EPISODES[args.env] if args.episodes is None
+                                else args.episodes, seed=args.seed, out_dir=str(out),
+                                overwrite=args.overwrite, progress=not args.no_progress)
 
     out = Path(args.out)
     stages = [("post-training task", config(shipped(args.env, "metacontroller"), None, out))]
     if args.env == "grid":  # where the base model allows success: a novel composition
         stages.append((f"{NOVEL_TASK}, segment codes",
                        config(shipped("grid", "segment-codes"), NOVEL_TASK, out / NOVEL_TASK)))
+    check_output_file("--out", out / "success.png")
     curves, figures = [], {}
     for label, cfg in stages:
         curve, figures[label] = _stage(label, cfg, args.env)

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from irl_agents.commands import add_common
+from irl_agents.commands import add_common, add_overwrite
 from irl_agents.reporting import table
 from irl_envs.atomic import write_json
 
@@ -20,7 +20,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                                    "model and score its switching against subgoal boundaries.")
     p.add_argument("--base", required=True, help="pretrained base model folder")
     p.add_argument("--dataset", required=True, help="demonstrations")
-    p.add_argument("--out", default=d.out_dir, help="output folder")
+    p.add_argument("--out", default=d.out_dir,
+                   help="output folder (a run with the same settings there is continued)")
     p.add_argument("--alpha", type=float, nargs="+", default=[d.alpha],
                    help="KL weight(s); several values run a sweep into OUT/alpha-A")
     p.add_argument("--layer", type=int, default=None, help="boundary (default L/2)")
@@ -41,6 +42,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PNG", help="write rate (KL) vs distortion (action NLL)")
     p.add_argument("--traces", metavar="PNG",
                    help="write beta traces of 5 held-out episodes (last alpha)")
+    add_overwrite(p)
     add_common(p)
     p.set_defaults(run=run)
 
@@ -48,16 +50,20 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from irl_agents.discovery import DiscoverConfig, discover
 
-    rows = []
-    for alpha in args.alpha:
+    def config(alpha: float) -> DiscoverConfig:
         out = Path(args.out) if len(args.alpha) == 1 else Path(args.out) / f"alpha-{alpha:g}"
-        cfg = DiscoverConfig(base=args.base, dataset=args.dataset, out_dir=str(out), alpha=alpha,
-                             layer=args.layer, kl_warmup=args.kl_warmup, steps=args.steps,
-                             batch_size=args.batch_size,
-                             lr=args.lr, rank=args.rank, n_z=args.n_z,
-                             force_switch=args.force_switch, embedding=args.embedding,
-                             codebook=args.codebook, cotrain=args.cotrain,
-                             seed=args.seed, progress=not args.no_progress)
+        return DiscoverConfig(base=args.base, dataset=args.dataset, out_dir=str(out),
+                              alpha=alpha, layer=args.layer, kl_warmup=args.kl_warmup,
+                              steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                              rank=args.rank, n_z=args.n_z, force_switch=args.force_switch,
+                              embedding=args.embedding, codebook=args.codebook,
+                              cotrain=args.cotrain, seed=args.seed, overwrite=args.overwrite,
+                              progress=not args.no_progress)
+
+    configs = [config(alpha) for alpha in args.alpha]  # every setting checked before any work
+    rows = []
+    for cfg in configs:
+        alpha, out = cfg.alpha, Path(cfg.out_dir)
         summary = discover(cfg)
         rows.append({"alpha": alpha, **{k: round(v, 4) for k, v in summary["alignment"].items()},
                      "seconds": summary["seconds"], "out": str(out)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from irl_agents.commands import add_common
+from irl_agents.commands import add_common, check_options
 from irl_agents.reporting import table
 from irl_envs.atomic import write_json
 from irl_envs.families import FAMILIES
@@ -24,6 +24,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from irl_envs.experts.evaluation import evaluate_expert
+
+    check_options(args, {"episodes": 1, "num_envs": 1, "seed": 0}, fractions=("noise",))
 
     res = evaluate_expert(args.env, args.task_set, args.episodes, args.seed, args.noise,
                           args.num_envs, progress=not args.no_progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from irl_agents.commands import add_common
+from irl_agents.commands import add_common, add_overwrite
 from irl_agents.reporting import key_values
 from irl_envs.atomic import write_json
 
@@ -31,7 +31,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--threshold", type=float, default=d.threshold, help="switch threshold")
-    p.add_argument("--out", default=d.out_dir, help="output folder (resumes if it matches)")
+    p.add_argument("--out", default=d.out_dir,
+                   help="output folder (a run with the same settings there is continued)")
+    add_overwrite(p)
     add_common(p)
     p.set_defaults(run=run)
 
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
                            episodes=args.episodes,
                            batch_episodes=args.batch_episodes,
                            lr=args.lr, epochs=args.epochs, threshold=args.threshold,
-                           seed=args.seed, out_dir=args.out, progress=not args.no_progress)
+                           seed=args.seed, out_dir=args.out, overwrite=args.overwrite,
+                           progress=not args.no_progress)
     summary = internal_rl(cfg)
     print(key_values({k: v for k, v in summary.items() if k not in ("config", "versions")}))
     if args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from irl_agents.commands import add_common
+from irl_agents.commands import add_common, check_options
 from irl_agents.reporting import table
 from irl_envs.atomic import write_json
 
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from irl_agents.probe import plot_probe, probe_subgoals
     from irl_envs.datasets import load_dataset
 
+    check_options(args, {"episodes": 1, "seed": 0})
     data = load_dataset(args.dataset)
     results, rows = [], []
     for path in args.model:

@@ -18,6 +18,7 @@ Public API::
 from irl_agents.models.base import BaseModel, Controller, ModelOutput, ModelState, StepOutput
 from irl_agents.models.checkpoint import (
     load_model,
+    load_optimizer,
     load_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
@@ -62,6 +63,7 @@ __all__ = [
     "linear_scan",
     "load_model",
     "load_tensors",
+    "load_optimizer",
     "optimizer_from_tensors",
     "optimizer_to_tensors",
     "read_checkpoint_meta",

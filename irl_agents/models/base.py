@@ -207,6 +207,13 @@ class BaseModel(nn.Module, ABC):
         return y
 
     def _heads(self, x: Tensor, cls: type[ModelOutput], predict_obs: bool = True) -> ModelOutput:
+        # The heads always run in fp32, also under bf16 autocast: with bf16 logits the
+        # normalised log-probability of a confident action rounds to exactly 0, and training
+        # learns to exploit that (logits grew to ~7,000 and the action NLL to 0.9 in fp32).
+        with torch.autocast(x.device.type, enabled=False):
+            return self._heads_fp32(x.to(self.dtype), cls, predict_obs)
+
+    def _heads_fp32(self, x: Tensor, cls: type[ModelOutput], predict_obs: bool) -> ModelOutput:
         h = self.norm_f(x)
         out = cls(obs_pred=self.obs_head(h) if predict_obs else None)
         if self.config.discrete:

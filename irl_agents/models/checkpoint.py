@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from irl_agents.models.base import BaseModel
 from irl_agents.models.config import ModelConfig
 from irl_envs.atomic import atomic_path, write_json
+from irl_envs.validation import check_tensors
 from irl_envs.versions import versions
 
 MODEL_FILE = "model.safetensors"
@@ -122,7 +123,8 @@ def load_model(dir_or_path: str | Path, device: str | torch.device = "cpu") -> B
 
     :param dir_or_path: the checkpoint folder or a file inside it.
     :raises ValueError: missing file, invalid JSON / safetensors, unknown config fields,
-        or tensors that do not match the architecture in the config.
+        tensors that do not match the architecture in the config (names, shapes, dtypes),
+        or non-finite weights.
     """
     from irl_agents.models import build_model
 
@@ -136,25 +138,8 @@ def load_model(dir_or_path: str | Path, device: str | torch.device = "cpu") -> B
     weights_path = folder / MODEL_FILE
     tensors, _ = load_tensors(weights_path)
     model = build_model(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{weights_path}: tensors do not match the config in {cfg_path}: "
-            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
-        )
-    bad = [
-        f"{k}: file {tuple(tensors[k].shape)} vs config {tuple(v.shape)}"
-        for k, v in expected.items()
-        if tensors[k].shape != v.shape
-    ]
-    if bad:
-        raise ValueError(
-            f"{weights_path}: tensor shapes do not match the config in {cfg_path}: "
-            + "; ".join(bad[:5])
-        )
+    # names, shapes, dtypes and finite values: a NaN or an int8 cast would otherwise load
+    check_tensors(f"{weights_path} (config {cfg_path})", tensors, model.state_dict())
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval()
 
@@ -174,14 +159,31 @@ def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Te
 
 
 def optimizer_from_tensors(
-    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta_json: str
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta_json: str | None
 ) -> None:
-    """Inverse of :func:`optimizer_to_tensors` (loads into ``opt``)."""
-    meta = json.loads(meta_json)
-    state: dict[int, dict[str, Any]] = {}
-    for name, val in tensors.items():
-        _, pid, key = name.split(".", 2)
-        state.setdefault(int(pid), {})[key] = val
-    for pid, extra in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(extra)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    """Inverse of :func:`optimizer_to_tensors` (loads into ``opt``); ``ValueError`` if the
+    saved state is malformed, non-finite or belongs to other parameters."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise ValueError(f"optimizer state: non-finite values in {bad[:5]}")
+    try:
+        meta = json.loads(meta_json or "")
+        state: dict[int, dict[str, Any]] = {}
+        for name, val in tensors.items():
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = val
+        for pid, extra in meta["scalars"].items():
+            state.setdefault(int(pid), {}).update(extra)
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:
+        raise ValueError(f"optimizer state does not match the optimizer ({err!r})") from None
+
+
+def load_optimizer(opt: torch.optim.Optimizer, path: str | Path) -> None:
+    """Load into ``opt`` the state saved in ``path`` (``optimizer_to_tensors``' tensors with
+    its JSON under the metadata key ``"optimizer"``); ``ValueError`` naming the file."""
+    tensors, metadata = load_tensors(path)
+    try:
+        optimizer_from_tensors(opt, tensors, metadata.get("optimizer"))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None

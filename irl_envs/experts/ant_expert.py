@@ -45,7 +45,7 @@ from gymnasium.vector.utils import batch_space
 
 from irl_envs.ant_subgoals import AntSubgoalsEnv
 from irl_envs.experts.ant_planner import GridPlanner, layout_from_obs
-from irl_envs.rollout import current_targets
+from irl_envs.rollout import current_targets, merge_info
 
 _GEOMETRY = ("grid_size", "cell_size", "num_colours", "num_walls")
 
@@ -174,8 +174,11 @@ class RecordLastStep(gym.vector.VectorWrapper):
         self.last_info: dict | None = None
 
     def reset(self, *, seed=None, options=None):
+        mask = (options or {}).get("reset_mask")  # read first: SyncVectorEnv pops it
         obs, info = self.env.reset(seed=seed, options=options)
-        self.last_obs, self.last_info = obs, info
+        self.last_obs = obs
+        self.last_info = info if mask is None or self.last_info is None else merge_info(
+            self.last_info, info, mask)  # a masked reset's info holds only the reset envs
         return obs, info
 
     def step(self, actions):
@@ -279,11 +282,16 @@ class AntVectorEnv(gym.vector.VectorEnv):
         self.last_info: dict | None = None
 
     # ------------------------------------------------------------------ plumbing
-    def _request(self, messages: list[tuple[str, Any]]) -> list[Any]:
+    def _request(self, messages: list[tuple[str, Any] | None]) -> list[Any]:
+        """One message per worker (None: that worker is left alone, its answer is None)."""
         for pipe, msg in zip(self._pipes, messages, strict=True):
-            pipe.send(msg)
+            if msg is not None:
+                pipe.send(msg)
         results = []
-        for pipe in self._pipes:
+        for pipe, msg in zip(self._pipes, messages, strict=True):
+            if msg is None:
+                results.append((True, None))
+                continue
             try:
                 ok, out = pipe.recv()
             except EOFError:
@@ -308,9 +316,28 @@ class AntVectorEnv(gym.vector.VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} environments")
-        obs, info = self._merge(self._request([("reset", (seeds[sl], options))
-                                               for sl in self._slices]))
-        self.last_obs, self.last_info = obs, info
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            obs, info = self._merge(self._request([("reset", (seeds[sl], options or None))
+                                                   for sl in self._slices]))
+            self.last_obs, self.last_info = obs, info
+            return obs, info
+        # Gymnasium's masked reset: only the sub-environments in reset_mask start a new
+        # episode; the info describes only those (masks mark them)
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (self.num_envs,):
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape "
+                             f"({self.num_envs},), got {mask!r}")
+        if self.last_obs is None:
+            raise gym.error.ResetNeeded("a masked reset needs a full reset first")
+        parts = self._request([("reset", (seeds[sl], {**options, "reset_mask": mask[sl]}))
+                               if mask[sl].any() else None for sl in self._slices])
+        obs = np.concatenate([p[0] if p is not None else self.last_obs[sl]
+                              for p, sl in zip(parts, self._slices, strict=True)])
+        info = _merge_infos([p[1] if p is not None else {} for p in parts],
+                            [sl.stop - sl.start for sl in self._slices])
+        self.last_obs, self.last_info = obs, merge_info(self.last_info, info, mask)
         return obs, info
 
     def step(self, actions):

@@ -40,6 +40,8 @@ the height range but is stuck for good) or the state diverges; truncates after `
 statistics) into :class:`LocomotionPolicy`, a plain torch module; :func:`save_policy` writes it
 as a safetensors file plus a JSON config beside it, :func:`load_policy` reads them back. The
 shipped weights are ``irl_envs/experts/weights/ant_locomotion.safetensors`` (+ ``.json``).
+Training checkpoints are pickle-free too (:func:`save_training_state`): SB3's own ``save``
+writes pickles, which would run code from a crafted file on ``--resume``.
 
 ## Training
 ``python -m irl_envs.experts.ant_locomotion --steps N --seed S --out DIR`` (see
@@ -75,9 +77,18 @@ from irl_envs.ant_subgoals import (
     RESET_NOISE,
     TORSO_START_Z,
     arena_xml,
+    check_torques,
 )
 from irl_envs.atomic import atomic_path, write_json
 from irl_envs.experts.ant_planner import world_to_heading, yaw_from_quat
+from irl_envs.validation import (
+    check_choice,
+    check_device,
+    check_float,
+    check_int,
+    check_seed,
+    check_tensors,
+)
 from irl_envs.versions import versions
 
 FEATURE_DIM = 28
@@ -235,7 +246,7 @@ class AntCommandEnv(MujocoEnv, utils.EzPickle):
         return self._obs()
 
     def step(self, action):
-        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        action = check_torques(action, ACTION_DIM)
         xy0 = self.data.qpos[:2].copy()
         self.data.ctrl[:] = action
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
@@ -412,7 +423,6 @@ def save_policy(policy: LocomotionPolicy, path: str | os.PathLike,
     tensors = {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": WEIGHTS_FORMAT})
-        os.chmod(tmp, 0o644)  # package data must be readable by all
     write_json(path.with_suffix(".json"), {"format": WEIGHTS_FORMAT, "version": WEIGHTS_VERSION,
                                            "features": "policy_features v1",
                                            "policy": policy.config, **(meta or {})})
@@ -435,13 +445,21 @@ def load_policy(path: str | os.PathLike | None = None) -> LocomotionPolicy:
     cfg_path = path.with_suffix(".json")
     if not path.is_file() or not cfg_path.is_file():
         raise ValueError(f"locomotion weights {path} (and {cfg_path.name}) not found")
-    meta = json.loads(cfg_path.read_text())
-    if meta.get("format") != WEIGHTS_FORMAT or meta.get("version") != WEIGHTS_VERSION:
-        raise ValueError(f"{cfg_path} is not an {WEIGHTS_FORMAT} v{WEIGHTS_VERSION} config")
-    c = dict(meta["policy"])
-    c["hidden"] = tuple(c["hidden"])
-    policy = LocomotionPolicy(**c)
-    policy.load_state_dict(load_file(str(path)))
+    try:
+        meta = json.loads(cfg_path.read_text())
+        if meta.get("format") != WEIGHTS_FORMAT or meta.get("version") != WEIGHTS_VERSION:
+            raise ValueError(f"not an {WEIGHTS_FORMAT} v{WEIGHTS_VERSION} config")
+        c = dict(meta["policy"])
+        c["hidden"] = tuple(c["hidden"])
+        policy = LocomotionPolicy(**c)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{cfg_path}: unreadable locomotion policy config ({err})") from None
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # noqa: BLE001  (safetensors raises its own error types)
+        raise ValueError(f"{path}: not a valid safetensors file ({err})") from None
+    check_tensors(str(path), tensors, policy.state_dict())
+    policy.load_state_dict(tensors)
     policy.meta = {k: v for k, v in meta.items() if k != "policy"}
     return policy.eval()
 
@@ -552,17 +570,44 @@ class TrainConfig:
     eval_episodes: int = 3
     """Episodes per evaluation (400 steps each)."""
     checkpoint_every: int = 500_000
-    """Save an SB3 checkpoint (zip + VecNormalize) and the exported weights every N steps."""
+    """Save a resumable checkpoint (``checkpoints/last_state.safetensors``: networks,
+    optimizers, normalisation statistics, step count) and the exported weights every N
+    steps."""
     time_limit_s: float = 0.0
     """Stop (checkpoint and export as usual) after this many wall seconds; 0: no limit."""
     resume: bool = False
-    """Continue from ``out/checkpoints/last.zip`` if present. These are SB3's own training
-    checkpoints, which use pickle: resume only from runs you made yourself. The exported
-    weights (what ships and what the expert loads) are safetensors + JSON."""
+    """Continue from ``out/checkpoints/last_state.safetensors`` (safetensors + JSON: nothing is
+    unpickled). Without it, a folder that holds a checkpoint is refused."""
+    overwrite: bool = False
+    """Replace a run with other settings (or a checkpoint not resumed) in ``out``."""
     status: str = "trained"
     """``status`` written into the exported weights' JSON."""
     progress: bool = True
     """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        check_choice("algo", self.algo, ("ppo", "sac"))
+        check_choice("activation", self.activation, sorted(_ACTIVATIONS))
+        for name in ("steps", "n_envs", "threads", "n_steps", "batch_size", "n_epochs",
+                     "buffer_size", "train_freq", "gradient_steps", "eval_episodes",
+                     "checkpoint_every"):
+            check_int(name, getattr(self, name), 1)
+        check_int("learning_starts", self.learning_starts, 0)
+        check_seed("seed", self.seed, self.n_envs)
+        for width in self.hidden:
+            check_int("hidden", width, 1)
+        for name in ("learning_rate", "clip_range", "max_grad_norm", "eval_every_s"):
+            check_float(name, getattr(self, name), positive=True)
+        for name in ("gamma", "tau"):
+            check_float(name, getattr(self, name), positive=True, high=1.0)
+        check_float("gae_lambda", self.gae_lambda, low=0.0, high=1.0)
+        for name in ("ent_coef", "vf_coef", "time_limit_s"):
+            check_float(name, getattr(self, name), low=0.0)
+        check_float("log_std_init", self.log_std_init)
+        if self.device != "auto":
+            check_device(self.device)
+        if self.target_kl is not None:
+            check_float("target_kl", self.target_kl, positive=True)
 
 
 class _Monitor:
@@ -609,7 +654,7 @@ class _Monitor:
                "ep_return": round(float(np.mean(ep)), 2),
                **{k: round(v, 4) for k, v in res.items()}, "eval_s": round(eval_s, 2)}
         self.rows.append(row)
-        path = self.out / "progress.csv"
+        path = self.out / PROGRESS_FILE
         new = not path.exists()
         with path.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))
@@ -622,14 +667,7 @@ class _Monitor:
 
     def checkpoint(self, model) -> None:
         ckpt = self.out / "checkpoints"
-        ckpt.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt / f".last.{os.getpid()}.zip"
-        model.save(str(tmp))
-        os.replace(tmp, ckpt / "last.zip")
-        vn = model.get_vec_normalize_env()
-        if vn is not None:
-            with atomic_path(ckpt / "last_vecnormalize.pkl") as tmp:
-                vn.save(str(tmp))
+        save_training_state(model, ckpt / STATE_FILE, self.wall())
         write_json(ckpt / "last.json", {"steps": model.num_timesteps,
                                         "wall_s": round(self.wall(), 1)})
         self.export(model, self.out / f"weights_{model.num_timesteps}.safetensors")
@@ -645,6 +683,103 @@ class _Monitor:
         return save_policy(policy_from_sb3(model, model.get_vec_normalize_env()), path, meta)
 
 
+STATE_FILE = "last_state.safetensors"
+"""The resumable checkpoint in ``out/checkpoints/``: safetensors + JSON metadata, no pickle."""
+PROGRESS_FILE = "progress.csv"
+_RUN_SETTINGS = ("out", "steps", "subproc", "threads", "device", "eval_every_s",
+                 "eval_episodes", "checkpoint_every", "time_limit_s", "resume", "overwrite",
+                 "status", "progress")
+"""Settings that do not define the run: a run may be resumed with other values."""
+
+
+def save_training_state(model, path: Path, wall_s: float) -> Path:
+    """Everything :func:`load_training_state` needs to continue training ``model`` (an SB3
+    PPO or SAC), in one atomically written safetensors file: the networks and optimizers
+    (SB3's own list of them), the normalisation statistics and the step count. Unlike
+    ``model.save`` (a zip of pickles), loading it runs no code from the file."""
+    from stable_baselines3.common.save_util import recursive_getattr
+
+    from irl_agents.models.checkpoint import optimizer_to_tensors, save_tensors_atomic
+
+    names, variables = model._get_torch_save_params()
+    tensors: dict[str, torch.Tensor] = {}
+    layouts: dict[str, str] = {}
+    for name in names:
+        obj = recursive_getattr(model, name)
+        if isinstance(obj, torch.optim.Optimizer):
+            state, layouts[name] = optimizer_to_tensors(obj)
+        else:
+            state = obj.state_dict()
+        tensors |= {f"{name}/{key}": value for key, value in state.items()}
+    for name in variables:
+        tensors[f"variable/{name}"] = recursive_getattr(model, name)
+    meta = {"algo": type(model).__name__.lower(), "num_timesteps": int(model.num_timesteps),
+            "n_updates": int(getattr(model, "_n_updates", 0)), "wall_s": round(wall_s, 1),
+            "optimizers": layouts, "vecnormalize": None}
+    vn = model.get_vec_normalize_env()
+    if vn is not None:
+        for stats in ("obs_rms", "ret_rms"):
+            rms = getattr(vn, stats)
+            tensors[f"vecnormalize/{stats}.mean"] = torch.as_tensor(rms.mean, dtype=torch.float64)
+            tensors[f"vecnormalize/{stats}.var"] = torch.as_tensor(rms.var, dtype=torch.float64)
+        meta["vecnormalize"] = {"obs_count": float(vn.obs_rms.count),
+                                "ret_count": float(vn.ret_rms.count)}
+    return save_tensors_atomic(path, tensors, metadata={"state": json.dumps(meta)})
+
+
+def load_training_state(model, path: Path) -> float:
+    """Restore a state written by :func:`save_training_state` into a freshly built ``model``
+    of the same settings (and its VecNormalize); returns the recorded wall time."""
+    from stable_baselines3.common.save_util import recursive_getattr
+
+    from irl_agents.models.checkpoint import load_tensors, optimizer_from_tensors
+
+    tensors, metadata = load_tensors(path)
+    try:
+        meta = json.loads(metadata["state"])
+        if meta["algo"] != type(model).__name__.lower():
+            raise ValueError(f"a {meta['algo']} checkpoint cannot resume {type(model).__name__}")
+        names, variables = model._get_torch_save_params()
+        for name in names:
+            obj = recursive_getattr(model, name)
+            state = {k.split("/", 1)[1]: v for k, v in tensors.items()
+                     if k.split("/", 1)[0] == name}
+            if isinstance(obj, torch.optim.Optimizer):
+                optimizer_from_tensors(obj, state, meta["optimizers"][name])
+            else:
+                check_tensors(f"{path} ({name})", state, obj.state_dict())
+                obj.load_state_dict(state)
+        for name in variables:
+            with torch.no_grad():
+                recursive_getattr(model, name).copy_(tensors[f"variable/{name}"])
+        vn = model.get_vec_normalize_env()
+        if (vn is None) != (meta["vecnormalize"] is None):
+            raise ValueError("normalisation statistics do not match the normalize setting")
+        if vn is not None:
+            for stats in ("obs_rms", "ret_rms"):
+                rms = getattr(vn, stats)
+                mean = tensors[f"vecnormalize/{stats}.mean"].numpy()
+                var = tensors[f"vecnormalize/{stats}.var"].numpy()
+                if mean.shape != np.shape(rms.mean) or not np.isfinite([*mean.ravel(),
+                                                                        *var.ravel()]).all():
+                    raise ValueError(f"bad {stats} statistics")
+                rms.mean, rms.var = mean.copy(), var.copy()
+                rms.count = float(meta["vecnormalize"][f"{stats[:3]}_count"])
+        model.num_timesteps = int(meta["num_timesteps"])
+        model._n_updates = int(meta["n_updates"])
+        return float(meta["wall_s"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{path}: not a resumable checkpoint of this run ({err})") from None
+
+
+def _progress_header(out: Path) -> list[str]:
+    path = out / PROGRESS_FILE
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return next(csv.reader(f), [])
+
+
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
@@ -657,25 +792,42 @@ def train_locomotion(cfg: TrainConfig) -> dict[str, Any]:
     """Train the direction-conditioned walker with SB3; returns the run summary.
 
     Writes to ``cfg.out``: ``config.json`` (config, versions, command line), ``progress.csv``
-    (steps, wall time, training return, evaluation), ``checkpoints/`` (SB3 zip +
-    VecNormalize, for resuming), ``ant_locomotion.safetensors`` + ``.json`` (the exported
-    policy, loadable by :func:`load_policy`) and ``summary.json`` (wall time, steps, final
-    evaluation). Wall times exclude the periodic evaluations.
+    (steps, wall time, training return, evaluation), ``checkpoints/`` (the resumable state of
+    :func:`save_training_state`: no pickle), ``ant_locomotion.safetensors`` + ``.json`` (the
+    exported policy, loadable by :func:`load_policy`) and ``summary.json`` (wall time, steps,
+    final evaluation). Wall times exclude the periodic evaluations. A resumed run continues
+    the networks, optimizers, normalisation statistics and step count; its environments
+    start new episodes, so it is not step-for-step the uninterrupted run.
     """
+    from irl_agents.run_folder import claim_run, run_config
+
+    config = run_config(_jsonable(asdict(cfg)), _RUN_SETTINGS)
+    with claim_run(cfg.out, "train-ant-expert", config, overwrite=cfg.overwrite,
+                   legacy=("config.json", "checkpoints/last.json")) as run:
+        return _train_locomotion(cfg, run.fresh)
+
+
+def _train_locomotion(cfg: TrainConfig, fresh: bool) -> dict[str, Any]:
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
-    if cfg.algo not in ("ppo", "sac"):
-        raise ValueError(f"algo must be 'ppo' or 'sac', got {cfg.algo!r}")
+    from irl_agents.run_folder import RunFolderError, check_resume_budget
+    from irl_agents.run_logger import keep_csv_rows
+
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoints" / "last.zip"
-    resuming = cfg.resume and ckpt.is_file()
-    wall_before = 0.0
-    if resuming:
-        wall_before = json.loads((out / "checkpoints" / "last.json").read_text())["wall_s"]
+    ckpt = out / "checkpoints" / STATE_FILE
+    if not fresh and not ckpt.is_file() and (out / "checkpoints" / "last.zip").is_file():
+        raise RunFolderError(f"{out / 'checkpoints'} holds only an SB3 pickle checkpoint "
+                             "(last.zip) of an older version, which is never loaded: it could "
+                             "run code. Start again with --overwrite or another --out")
+    resuming = not fresh and ckpt.is_file()
+    if resuming and not cfg.resume:
+        raise RunFolderError(f"{out} holds a checkpoint of this run; pass --resume true to "
+                             "continue it, or --overwrite to start again")
+    if not resuming:
+        (out / PROGRESS_FILE).unlink(missing_ok=True)
     write_json(out / ("config_resumed.json" if resuming else "config.json"),
                {"config": _jsonable(asdict(cfg)), "versions": versions(),
                 "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -685,16 +837,11 @@ def train_locomotion(cfg: TrainConfig) -> dict[str, Any]:
     venv = make_vec_env(AntCommandEnv, n_envs=cfg.n_envs, seed=cfg.seed, vec_env_cls=vec_cls,
                         env_kwargs={"config": env_cfg})
     normalize = cfg.algo == "ppo" if cfg.normalize is None else cfg.normalize
-    vn_path = out / "checkpoints" / "last_vecnormalize.pkl"
-    if normalize and resuming and vn_path.is_file():
-        venv = VecNormalize.load(str(vn_path), venv)
-    elif normalize:
+    if normalize:
         venv = VecNormalize(venv, norm_obs=True, norm_reward=cfg.algo == "ppo", gamma=cfg.gamma)
     act = _ACTIVATIONS[cfg.activation]
     hidden = list(cfg.hidden)
-    if resuming:
-        model = (PPO if cfg.algo == "ppo" else SAC).load(str(ckpt), env=venv, device=cfg.device)
-    elif cfg.algo == "ppo":
+    if cfg.algo == "ppo":
         model = PPO("MlpPolicy", venv, learning_rate=cfg.learning_rate, n_steps=cfg.n_steps,
                     batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gamma=cfg.gamma,
                     gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef,
@@ -709,6 +856,13 @@ def train_locomotion(cfg: TrainConfig) -> dict[str, Any]:
                     train_freq=cfg.train_freq, gradient_steps=cfg.gradient_steps,
                     seed=cfg.seed, device=cfg.device, verbose=0,
                     policy_kwargs={"net_arch": hidden, "activation_fn": act})
+    wall_before = 0.0
+    if resuming:  # the freshly built model takes the checkpoint's weights and statistics
+        wall_before = load_training_state(model, ckpt)
+        done = model.num_timesteps
+        check_resume_budget("steps", cfg.steps, done, ckpt)
+        keep_csv_rows(out / PROGRESS_FILE, _progress_header(out),
+                      lambda row: int(row[0]) <= done)
     start = time.perf_counter()
     monitor = _Monitor(cfg, out, start, wall_before)
     remaining = max(cfg.steps - (model.num_timesteps if resuming else 0), 0)
@@ -753,7 +907,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         value = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
         doc = docs.get(f.name, "").replace("%", "%%") + f" (default {value})"
-        if isinstance(value, bool) or f.name == "normalize":
+        if f.name == "overwrite":  # as every other command's --overwrite: a plain switch
+            p.add_argument(flag, action="store_true", help=doc)
+        elif isinstance(value, bool) or f.name == "normalize":
             p.add_argument(flag, type=_parse_bool, default=value, metavar="BOOL", help=doc)
         elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs="+", default=value, help=doc)
