@@ -25,25 +25,11 @@ def episodes_to(curve: dict[str, list[float]], level: float) -> float | None:
 
 
 def plot_success(curves: Sequence[tuple[str, dict[str, list[float]]]], path: str | Path,
-                 title: str = "", log_x: bool = False) -> None:
-    """Success rate vs episodes, one line per ``(label, curve)``."""
-    import matplotlib
+                 title: str = "", log_x: bool = False):
+    """Success rate vs episodes, one panel per ``(label, curve)`` (:mod:`irl_agents.plots`);
+    returns the figure."""
+    from irl_agents.plots import Series, success_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for label, curve in curves:
-        ax.plot(curve["episodes"], curve["success_rate"], label=label, lw=1.5)
-    ax.set_xlabel("episodes")
-    ax.set_ylabel("success rate (batch)")
-    ax.set_ylim(-0.02, 1.02)
-    if log_x:
-        ax.set_xscale("log")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return success_panels([Series(label, curve["episodes"], curve["success_rate"])
+                           for label, curve in curves], path, title=title, log_x=log_x,
+                          ylabel="success rate (batch)")

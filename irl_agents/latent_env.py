@@ -22,12 +22,14 @@ Raw actions are sampled from the steered base model with counter-based noise (a 
 the row's seed, episode and raw step), so a batch replays single environments exactly.
 
 :class:`LatentCore` holds the batched logic once; :class:`LatentActionEnv` (Gymnasium,
-one environment) and :class:`LatentVecEnv` (Stable-Baselines3 ``VecEnv``, N environments, one
-batched base-model step per raw step) are thin fronts over it.
+one environment), :class:`LatentVectorEnv` (Gymnasium vector env, N environments, one batched
+base-model step per raw step) and :class:`LatentVecEnv` (the same for Stable-Baselines3) are
+thin fronts over it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,12 +37,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 from irl_agents.metacontroller import Metacontroller
 from irl_agents.models import BaseModel, LinearController
 from irl_agents.raw_batch import RawBatch
 from irl_envs.episode_rng import episode_bits
+from irl_envs.sb3 import SB3VecEnv
 
 _ACTION_STREAM = 7  # episode_rng stream of the raw-action noise
 
@@ -147,7 +151,7 @@ class LatentCore:
     def begin(self, rows: np.ndarray, z: np.ndarray) -> None:
         """Give ``rows`` new latent codes ``z (R, n_z)``; they run until they switch or end."""
         rows = np.asarray(rows, dtype=np.int64)
-        z = np.clip(np.asarray(z, dtype=np.float32).reshape(len(rows), -1), -self.z_bound,
+        z = np.clip(latent_actions(z, (len(rows), self.meta.cfg.n_z)), -self.z_bound,
                     self.z_bound)
         idx = torch.as_tensor(rows)
         self.z[idx] = torch.as_tensor(z)
@@ -205,17 +209,44 @@ class LatentCore:
         info["is_success"] = bool(info.get("is_success", False))
         return info
 
+    def reset_info(self, row: int) -> dict[str, Any]:
+        """The info of ``row`` right after a reset: the raw info and ``switch_times=[0]``."""
+        return self.raw.info(row) | {"switch_times": [0]}
+
     def step(self, z: np.ndarray, active: np.ndarray | None = None
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-        """One latent step for every row (or the ``active`` rows; the others stand still),
-        in lockstep: rows that switch early wait for the rest. Returns ``(reward, terminated,
-        truncated, infos)``; observations are read from :meth:`observation` afterwards."""
+        """One latent step for every row (or the ``active`` rows; the others stand still and
+        report reward 0, not done), in lockstep: rows that switch early wait for the rest.
+        ``z`` is ``(N, n_z)``. Returns ``(reward, terminated, truncated, infos)``;
+        observations are read from :meth:`observation` afterwards."""
+        z = latent_actions(z, (self.n, self.meta.cfg.n_z))
         rows = np.arange(self.n) if active is None else np.flatnonzero(active)
-        self.begin(rows, np.asarray(z).reshape(self.n, -1)[rows])
+        self.begin(rows, z[rows])
         while self.running.any():
             self.raw_step()
-        return (self.reward.copy(), self.terminated.copy(), self.truncated.copy(),
-                [self.info(row) for row in range(self.n)])
+        still = np.ones(self.n, dtype=bool)
+        still[rows] = False
+        reward, term, trunc = self.reward.copy(), self.terminated.copy(), self.truncated.copy()
+        reward[still], term[still], trunc[still] = 0.0, False, False
+        return reward, term, trunc, [self.info(row) for row in range(self.n)]
+
+
+def latent_actions(z: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``z`` as a float32 array of exactly ``shape``; ``ValueError`` for None, a wrong shape
+    (nothing is broadcast) or a non-finite value, which would otherwise steer the base model
+    with NaN logits for a whole episode."""
+    if z is None:
+        raise ValueError(f"latent action must be a float array of shape {shape}, got None")
+    try:
+        arr = np.asarray(z, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"latent action must be a float array of shape {shape}, got {z!r} "
+                         f"({err})") from None
+    if arr.shape != shape:
+        raise ValueError(f"latent action must have shape {shape}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"latent action must be finite, got {arr.tolist()}")
+    return arr
 
 
 def _spaces(core: LatentCore) -> tuple[spaces.Box, spaces.Box]:
@@ -230,6 +261,8 @@ class LatentActionEnv(gym.Env):
 
     ## Action space
     ``Box(-z_bound, z_bound, (n_z,), float32)``: the latent code held until the next switch.
+    A code of another shape, None or a non-finite code raises ``ValueError``; finite codes
+    outside the box are clipped to it.
 
     ## Observation space
     ``Box(-inf, inf, (d + n_h,), float32)``: ``[e_t, h_{t-1}]`` (module docstring).
@@ -258,10 +291,7 @@ class LatentActionEnv(gym.Env):
                  render_mode: str | None = None) -> None:
         if raw.num_envs != 1:
             raise ValueError(f"LatentActionEnv needs a raw batch of 1 env, got {raw.num_envs}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or "
-                             f"None, got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = _check_render_mode(render_mode, self.metadata)
         self.core = LatentCore(base, meta, raw, threshold, z_bound, greedy)
         self.observation_space, self.action_space = _spaces(self.core)
 
@@ -272,10 +302,11 @@ class LatentActionEnv(gym.Env):
         if seed is None and not self.core._seeded[0]:
             seed = int(self.np_random.integers(2**63))
         self.core.reset(np.zeros(1, dtype=np.int64), [seed])
-        return self.core.observation()[0], self.core.raw.info(0) | {"switch_times": [0]}
+        return self.core.observation()[0], self.core.reset_info(0)
 
     def step(self, action):
-        reward, term, trunc, infos = self.core.step(np.asarray(action)[None])
+        z = latent_actions(action, self.action_space.shape)
+        reward, term, trunc, infos = self.core.step(z[None])
         obs = self.core.observation()[0]
         return obs, float(reward[0]), bool(term[0]), bool(trunc[0]), infos[0]
 
@@ -287,60 +318,130 @@ class LatentActionEnv(gym.Env):
         self.core.raw.close()
 
 
-class LatentVecEnv(VecEnv):
-    """N latent-action environments for Stable-Baselines3, batched through one base model.
+class LatentVectorEnv(VectorEnv):
+    """N latent-action environments as a Gymnasium vector env, batched through one base model.
 
-    Each raw step runs one batched base-model step for the sub-environments still inside
-    their latent step; those that switched wait (their model state untouched) until all
-    have. Episodes reset automatically with SB3's conventions: the returned observation is
-    the next episode's first, the last one is in ``info["terminal_observation"]``.
+    ``gym.make_vec("InternalRL/ColourSequenceLatent-v0", num_envs=N)`` returns it. Each raw
+    step runs one batched base-model step for the sub-environments still inside their latent
+    step; those that switched wait (their model state untouched) until all have.
+    Sub-environment i of a batch reset with ``seed=s`` plays exactly the episodes of
+    :class:`LatentActionEnv` reset with ``seed=s + i``. Autoreset follows Gymnasium's default
+    ``NEXT_STEP`` mode (the step after an episode ends resets that sub-environment: its action
+    is ignored, reward 0); reset option ``reset_mask`` (bool ``(N,)``) resets only those
+    sub-environments. Infos are arrays, with the keys of :class:`LatentActionEnv`'s.
+
+    Args:
+        base, meta, raw, threshold, z_bound, greedy: see :class:`LatentCore` (``raw`` holds
+            the N raw environments).
+        max_episode_steps: truncate an episode after this many latent steps, as Gymnasium's
+            ``TimeLimit`` does for the single env (None: only the raw horizon).
+        render_mode: ``"rgb_array"`` (one raw frame per sub-environment) or None.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4,
+                "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
+                 threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False,
+                 max_episode_steps: int | None = None, render_mode: str | None = None) -> None:
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        self.render_mode = _check_render_mode(render_mode, self.metadata)
+        self.core = LatentCore(base, meta, raw, threshold, z_bound, greedy)
+        self.num_envs, self.max_episode_steps = raw.num_envs, max_episode_steps
+        self.single_observation_space, self.single_action_space = _spaces(self.core)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)
+        self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
+
+    def reset(self, *, seed: int | Sequence[int | None] | None = None,
+              options: dict[str, Any] | None = None):
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if options:
+            raise ValueError(f"LatentVectorEnv takes only the reset option 'reset_mask', got "
+                             f"{sorted(options)}")
+        mask = np.ones(self.num_envs, dtype=bool) if mask is None else np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (self.num_envs,):
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape "
+                             f"({self.num_envs},), got {mask!r}")
+        if seed is None or isinstance(seed, (int, np.integer)):
+            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed must be an int or {self.num_envs} seeds, got {seed!r}")
+        rows = np.flatnonzero(mask)
+        if seed is not None:
+            self._np_random, self._np_random_seed = np.random.default_rng(seeds[0]), seeds[0]
+        self.core.reset(rows, [seeds[i] for i in rows])
+        self._needs_reset[rows], self._elapsed[rows] = False, 0
+        infos: dict[str, Any] = {}
+        for row in rows.tolist():
+            infos = self._add_info(infos, self.core.reset_info(row), row)
+        return self.core.observation(), infos
+
+    def step(self, actions):
+        z = latent_actions(actions, self.action_space.shape)
+        resetting = self._needs_reset
+        reward, terminated, truncated, step_infos = self.core.step(z, active=~resetting)
+        self._elapsed += 1
+        if self.max_episode_steps is not None:
+            truncated |= ~resetting & ~terminated & (self._elapsed >= self.max_episode_steps)
+        if resetting.any():
+            rows = np.flatnonzero(resetting)
+            self.core.reset(rows, [None] * len(rows))
+            self._elapsed[rows] = 0
+        self._needs_reset = terminated | truncated
+        infos: dict[str, Any] = {}
+        for row, info in enumerate(step_infos):
+            infos = self._add_info(infos, self.core.reset_info(row) if resetting[row] else info,
+                                   row)
+        return self.core.observation(), reward, terminated, truncated, infos
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return tuple(self.core.raw.render(i) for i in range(self.num_envs))
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.core.raw.close()
+
+
+class LatentVecEnv(SB3VecEnv):
+    """N latent-action environments for Stable-Baselines3: :class:`LatentVectorEnv` through
+    :class:`irl_envs.sb3.SB3VecEnv`, with SB3's autoreset conventions (the returned
+    observation is the next episode's first, the last one is in
+    ``info["terminal_observation"]``) and every sub-environment's info on every step.
+
+    ``irl_envs.sb3.make_sb3_vec_env("InternalRL/ColourSequenceLatent-v0", n_envs=N)`` builds
+    one over the shipped models.
     """
 
     def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
                  threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False) -> None:
-        self.core = LatentCore(base, meta, raw, threshold, z_bound, greedy)
-        obs_space, act_space = _spaces(self.core)
-        self.render_mode = None
-        super().__init__(raw.num_envs, obs_space, act_space)
-        self._actions: np.ndarray | None = None
+        super().__init__(LatentVectorEnv(base, meta, raw, threshold, z_bound, greedy),
+                         full_infos=True)
 
-    def reset(self) -> np.ndarray:
-        seeds = [None if s is None else int(s) for s in self._seeds] if any(
-            s is not None for s in self._seeds) else [None] * self.num_envs
-        self.core.reset(np.arange(self.num_envs), seeds)
-        self._reset_seeds()
-        self._reset_options()
-        self.reset_infos = [self.core.raw.info(i) for i in range(self.num_envs)]
-        return self.core.observation()
+    @property
+    def core(self) -> LatentCore:
+        return self.venv.core
 
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, dtype=np.float32)
 
-    def step_wait(self):
-        reward, term, trunc, infos = self.core.step(self._actions)
-        obs = self.core.observation()
-        done = term | trunc
-        if done.any():
-            rows = np.flatnonzero(done)
-            for row in rows.tolist():
-                infos[row]["terminal_observation"] = obs[row].copy()
-                infos[row]["TimeLimit.truncated"] = bool(trunc[row] and not term[row])
-            self.core.reset(rows, [None] * len(rows))
-            obs = self.core.observation()
-        return obs, reward, done, infos
+def _check_render_mode(render_mode: str | None, metadata: dict) -> str | None:
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise ValueError(f"render_mode must be one of {metadata['render_modes']} or None, got "
+                         f"{render_mode!r}")
+    return render_mode
 
-    def close(self) -> None:
-        self.core.raw.close()
 
-    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+def _after_fork_in_child() -> None:
+    # A process forked from one whose torch already ran multi-threaded ops (e.g. the parent of
+    # gym.make_vec(..., vectorization_mode="async"), which builds one env itself) deadlocks in
+    # its first parallel op: the OpenMP thread pool does not survive fork. One thread per
+    # worker avoids the pool, as PyTorch's own DataLoader workers do.
+    torch.set_num_threads(1)
 
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        setattr(self, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs):
-        return [getattr(self, method_name)(*method_args, **method_kwargs)
-                for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -5,7 +5,8 @@ family and ``irl_agents/weights/<env>/metacontroller/`` its metacontroller. The 
 ships ``segment-codes/``: that metacontroller with its decoder replaced by four controllers
 named by where its segments end (``irl segment-codes``). docs/results.md says how each was
 trained. ``InternalRL/ColourSequenceLatent-v0`` is
-``make_latent_env("grid")`` and ``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``.
+``make_latent_env("grid")`` and ``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``;
+their ``vector_entry_point`` (``gym.make_vec``) is :func:`make_latent_vector_env`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from irl_agents.discovery import load_metacontroller
-from irl_agents.latent_env import LatentActionEnv
+from irl_agents.latent_env import LatentActionEnv, LatentVectorEnv
 from irl_agents.models import load_model
 from irl_agents.raw_batch import make_raw_batch
 
@@ -35,6 +36,17 @@ def shipped(env: str, part: str) -> Path:
     return folder
 
 
+def _frozen(env: str, metacontroller: str):
+    """The shipped base model and ``metacontroller`` of ``env``, frozen in eval mode."""
+    if metacontroller not in PARTS[1:]:
+        raise ValueError(f"metacontroller must be one of {PARTS[1:]}, got {metacontroller!r}")
+    base = load_model(shipped(env, "base"))
+    meta = load_metacontroller(shipped(env, metacontroller))
+    for p in [*base.parameters(), *meta.parameters()]:
+        p.requires_grad_(False)
+    return base.eval(), meta.eval()
+
+
 def make_latent_env(env: str = "grid", task_set: str = "posttrain", threshold: float = 0.5,
                     z_bound: float = 4.0, greedy: bool = False,
                     render_mode: str | None = None, metacontroller: str = "metacontroller",
@@ -49,12 +61,32 @@ def make_latent_env(env: str = "grid", task_set: str = "posttrain", threshold: f
     ``gym.make("InternalRL/ColourSequenceLatent-v0", metacontroller="segment-codes",
     task="0-1-2-3")``.
     """
-    if metacontroller not in PARTS[1:]:
-        raise ValueError(f"metacontroller must be one of {PARTS[1:]}, got {metacontroller!r}")
-    base = load_model(shipped(env, "base"))
-    meta = load_metacontroller(shipped(env, metacontroller))
-    for p in [*base.parameters(), *meta.parameters()]:
-        p.requires_grad_(False)
+    base, meta = _frozen(env, metacontroller)
     raw = make_raw_batch(env, task_set, 1, task, render_mode=render_mode)
-    return LatentActionEnv(base.eval(), meta.eval(), raw, threshold, z_bound, greedy,
+    return LatentActionEnv(base, meta, raw, threshold, z_bound, greedy, render_mode)
+
+
+def make_latent_vector_env(num_envs: int = 1, env: str = "grid", task_set: str = "posttrain",
+                           threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False,
+                           render_mode: str | None = None,
+                           metacontroller: str = "metacontroller", task: str | None = None,
+                           max_episode_steps: int | None = None,
+                           workers: int = 1) -> LatentVectorEnv:
+    """:func:`make_latent_env` for ``num_envs`` environments at once: the batched
+    :class:`LatentVectorEnv` (``gym.make_vec(id, num_envs=N)``).
+
+    :param max_episode_steps: latent steps after which an episode is truncated (Gymnasium
+        passes the spec's; it never binds before the raw horizon, as each latent step lasts at
+        least one raw step).
+    :param workers: processes stepping the raw environments (the ant; the gridworld's rows are
+        one numpy batch).
+    """
+    base, meta = _frozen(env, metacontroller)
+    raw = make_raw_batch(env, task_set, num_envs, task, workers=workers, render_mode=render_mode)
+    return LatentVectorEnv(base, meta, raw, threshold, z_bound, greedy, max_episode_steps,
                            render_mode)
+
+
+# Gymnasium reads an entry point's render modes from its ``metadata``: with them it serves
+# render_mode="human" through its HumanRendering wrapper (pygame) as for the raw envs.
+make_latent_env.metadata = LatentActionEnv.metadata

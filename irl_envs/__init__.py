@@ -12,8 +12,23 @@ Importing this package registers:
   task).
 - ``InternalRL/AntSubgoalsLatent-v0``: the same for the ant's post-training task 0-1-2-3.
 
-The gridworld ids have a native batched twin: ``gym.make_vec(id, num_envs=N)`` returns it.
+Vectorisation: the gridworld and latent-action ids have a batched ``vector_entry_point``,
+which ``gym.make_vec(id, num_envs=N)`` returns (one numpy or model step for all N);
+``vectorization_mode="sync"`` / ``"async"`` give Gymnasium's vector envs of single envs.
+``irl_envs.sb3.make_sb3_vec_env`` gives the batched envs to Stable-Baselines3.
+
+Horizons: every spec declares ``max_episode_steps``, the default horizon T of the env (grid
+100, ant 500 raw steps; a latent episode has at most as many latent steps as its raw one has
+raw steps). The raw envs also truncate at their own ``max_steps`` argument, so to change the
+horizon pass both, e.g. ``gym.make(id, max_steps=200, max_episode_steps=200)``; the batched
+gridworld refuses a ``max_steps`` that differs from ``max_episode_steps``.
+
+Rendering: ``render_mode="rgb_array"`` everywhere (``"ansi"`` for the gridworld);
+``render_mode="human"`` opens a window through Gymnasium's ``HumanRendering`` and needs
+pygame: ``pip install "internal-rl[human]"``.
 """
+
+from typing import Any
 
 from gymnasium.envs.registration import register
 
@@ -25,40 +40,55 @@ from irl_envs.tasks import (
 )
 
 NAMESPACE = "InternalRL"
+GRID_HORIZON = 100
+"""Default horizon T of the gridworld (``ColourSequenceEnv(max_steps=100)``, PAPER §2.1)."""
+ANT_HORIZON = 500
+"""Default horizon T of the ant (``AntSubgoalsEnv(max_steps=500)``, PAPER §2.2)."""
 
-register(
-    id=f"{NAMESPACE}/ColourSequence-v0",
-    entry_point="irl_envs.colour_sequence:ColourSequenceEnv",
-    vector_entry_point="irl_envs.colour_sequence:ColourSequenceVectorEnv",
-    kwargs={"tasks": [GRID_POSTTRAIN_TASK]},
-)
-register(
-    id=f"{NAMESPACE}/ColourSequencePretrain-v0",
-    entry_point="irl_envs.colour_sequence:ColourSequenceEnv",
-    vector_entry_point="irl_envs.colour_sequence:ColourSequenceVectorEnv",
-    kwargs={"tasks": list(GRID_PRETRAIN_TASKS)},
-)
-register(
-    id=f"{NAMESPACE}/AntSubgoals-v0",
-    entry_point="irl_envs.ant_subgoals:AntSubgoalsEnv",
-    kwargs={"tasks": [ANT_POSTTRAIN_TASK]},
-)
-register(
-    id=f"{NAMESPACE}/AntSubgoalsPretrain-v0",
-    entry_point="irl_envs.ant_subgoals:AntSubgoalsEnv",
-    kwargs={"tasks": list(ANT_PRETRAIN_TASKS)},
-)
 
-register(
-    id=f"{NAMESPACE}/ColourSequenceLatent-v0",
-    entry_point="irl_agents.shipped:make_latent_env",
-    kwargs={"env": "grid", "task_set": "posttrain"},
-)
-register(
-    id=f"{NAMESPACE}/AntSubgoalsLatent-v0",
-    entry_point="irl_agents.shipped:make_latent_env",
-    kwargs={"env": "ant", "task_set": "posttrain"},
-)
+def make_grid_vector_env(num_envs: int = 1, max_episode_steps: int | None = None,
+                         **kwargs: Any):
+    """``vector_entry_point`` of the gridworld ids: the native batched
+    :class:`~irl_envs.colour_sequence.ColourSequenceVectorEnv`. Gymnasium passes the spec's
+    ``max_episode_steps``, which is the env's own horizon ``max_steps`` here."""
+    from irl_envs.colour_sequence import ColourSequenceVectorEnv
+
+    if max_episode_steps == -1:  # Gymnasium's "no time limit"
+        max_episode_steps = None
+    max_steps = kwargs.pop("max_steps", max_episode_steps or GRID_HORIZON)
+    if max_episode_steps is not None and max_episode_steps != max_steps:
+        raise ValueError(f"max_steps={max_steps} differs from max_episode_steps="
+                         f"{max_episode_steps}: the horizon is one number, pass both "
+                         f"(e.g. max_steps={max_steps}, max_episode_steps={max_steps})")
+    return ColourSequenceVectorEnv(num_envs, max_steps=max_steps, **kwargs)
+
+
+for _name, _tasks in (("ColourSequence", [GRID_POSTTRAIN_TASK]),
+                      ("ColourSequencePretrain", list(GRID_PRETRAIN_TASKS))):
+    register(
+        id=f"{NAMESPACE}/{_name}-v0",
+        entry_point="irl_envs.colour_sequence:ColourSequenceEnv",
+        vector_entry_point="irl_envs:make_grid_vector_env",
+        max_episode_steps=GRID_HORIZON,
+        kwargs={"tasks": _tasks},
+    )
+for _name, _tasks in (("AntSubgoals", [ANT_POSTTRAIN_TASK]),
+                      ("AntSubgoalsPretrain", list(ANT_PRETRAIN_TASKS))):
+    register(
+        id=f"{NAMESPACE}/{_name}-v0",
+        entry_point="irl_envs.ant_subgoals:AntSubgoalsEnv",
+        max_episode_steps=ANT_HORIZON,
+        kwargs={"tasks": _tasks},
+    )
+for _name, _env, _horizon in (("ColourSequenceLatent", "grid", GRID_HORIZON),
+                              ("AntSubgoalsLatent", "ant", ANT_HORIZON)):
+    register(
+        id=f"{NAMESPACE}/{_name}-v0",
+        entry_point="irl_agents.shipped:make_latent_env",
+        vector_entry_point="irl_agents.shipped:make_latent_vector_env",
+        max_episode_steps=_horizon,
+        kwargs={"env": _env, "task_set": "posttrain"},
+    )
 
 
 def registered_ids() -> list[str]:

@@ -28,10 +28,9 @@ def test_dataset_layout(data):
 
 def test_episodes_replay_in_the_environment(data):
     """Observations are the env's, actions lead to success; targets follow the task."""
-    sub_env = 0  # episode 0 is sub-env 0's first episode: seed 1 + 0
-    ep = data.episode(0)
+    ep = data.episode(0)  # every episode was reset with its own recorded seed
     env = ColourSequenceEnv(tasks=[list(t) for t in data.tasks])
-    obs, info = env.reset(seed=1 + sub_env, options={"task": data.tasks[data.task_ids[0]]})
+    obs, info = env.reset(seed=ep["seed"], options={"task": data.tasks[data.task_ids[0]]})
     for t, action in enumerate(ep["actions"]):
         assert np.array_equal(obs, ep["observations"][t])
         assert ep["targets"][t] == info["task"][info["next_index"]]
@@ -86,9 +85,21 @@ def test_inconsistent_file_is_rejected(tmp_path, data):
     bad = Demonstrations(**{k: getattr(data, k) for k in (
         "observations", "final_observations", "actions", "episode_starts", "targets", "subgoals",
         "task_ids", "success")}, episode_lengths=data.episode_lengths + 1, meta=data.meta)
-    path = bad.save(tmp_path / "bad.safetensors")
     with pytest.raises(ValueError, match="do not tile"):
-        load_dataset(path)
+        bad.save(tmp_path / "bad.safetensors")  # refused before anything is written
+    assert not (tmp_path / "bad.safetensors").exists()
+    # the same inconsistency in a file written by other means is refused at load
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    good = data.save(tmp_path / "good.safetensors")
+    tensors = load_file(str(good))
+    with safe_open(str(good), framework="numpy") as f:
+        meta = f.metadata()
+    tensors["episode_lengths"] = tensors["episode_lengths"] + 1
+    save_file(tensors, str(tmp_path / "crafted.safetensors"), metadata=meta)
+    with pytest.raises(ValueError, match="crafted.safetensors.*do not tile"):
+        load_dataset(tmp_path / "crafted.safetensors")
 
 
 def test_cli_data_and_expert_eval(tmp_path, capsys):
