@@ -345,38 +345,6 @@ def markdown_table(runs: list[dict], methods: Sequence[str], budgets: Sequence[i
     return "\n".join(lines) + "\n"
 
 
-def plot_comparison(runs: list[dict], methods: Sequence[str], path: str | Path,
-                    log_x: bool = False, title: str = "") -> None:
-    """Median success vs episodes per method with the 25-75% band over seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for i, name in enumerate(methods):
-        mine = [r for r in runs if r["method"] == name]
-        if not mine:
-            continue
-        n = min(len(r["episodes"]) for r in mine)
-        eps = np.asarray(mine[0]["episodes"][:n])
-        rates = np.asarray([r["success_rate"][:n] for r in mine])
-        q25, q50, q75 = np.percentile(rates, [25, 50, 75], axis=0)
-        ax.plot(eps, q50, color=f"C{i}", lw=1.5, label=name)
-        ax.fill_between(eps, q25, q75, color=f"C{i}", alpha=0.2, lw=0)
-    ax.set_xlabel("episodes")
-    ax.set_ylabel("success rate (median, 25-75%)")
-    ax.set_ylim(-0.02, 1.02)
-    if log_x:
-        ax.set_xscale("log")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def _write_csv(path: Path, runs: list[dict]) -> None:
     columns = ["method", "seed", "final_success_rate", "episodes_to_0.5", "episodes_to_0.9",
                "seconds"]

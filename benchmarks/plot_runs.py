@@ -16,7 +16,8 @@ import argparse
 import glob
 from pathlib import Path
 
-from baselines.compare import default_budgets, markdown_table, plot_comparison, run_record
+from baselines.compare import default_budgets, markdown_table, run_record
+from baselines.plots import plot_comparison
 
 
 def load_group(label: str, pattern: str) -> list[dict]:

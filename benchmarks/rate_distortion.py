@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from irl_agents.discovery import load_metacontroller, plot_rate_distortion, score_switching
+from irl_agents.discovery import load_metacontroller, score_switching
 from irl_agents.episodes import split_episodes
 from irl_agents.models import load_model
+from irl_agents.plots import plot_rate_distortion
 from irl_agents.reporting import table
 from irl_envs.datasets import load_dataset
 

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                      "seconds": summary["seconds"], "out": str(out)})
     print(table(rows))
     if args.plot:
-        from irl_agents.discovery import plot_rate_distortion
+        from irl_agents.plots import plot_rate_distortion
 
         plot_rate_distortion({args.cotrain: rows}, args.plot)
     if args.traces:
