@@ -23,39 +23,47 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from baselines.methods import METHODS, Setup, prepared_done
+from irl_agents.configs import DictConfig
 from irl_agents.curves import episodes_to, read_curve
+from irl_agents.episodic_trainer import MAX_SEED
+from irl_agents.precision import PRECISIONS
 from irl_agents.run_folder import check_output_file, claim_run, run_config
 from irl_envs.atomic import atomic_path, write_json
+from irl_envs.families import FAMILIES
 from irl_envs.tasks import parse_task
-from irl_envs.validation import check_choice, check_float, check_int
+from irl_envs.validation import check_choice, check_device, check_float, check_int
 from irl_envs.versions import versions
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(DictConfig):
     """One comparison sweep."""
 
     env: str = "grid"
     """Environment family."""
-    task_set: str = "posttrain"
+    task_set: Literal["pretrain", "posttrain"] = "posttrain"
     """Task set of the RL runs (the sparse-reward post-training task)."""
     task: str | None = None
     """A single task such as ``"0-1-2-3"`` replacing the task set's tasks."""
     methods: Sequence[str] = tuple(METHODS)
     """Methods to run (names of :data:`baselines.methods.METHODS`)."""
     seeds: int = 3
-    """RL seeds per method (0 .. seeds-1)."""
+    """RL seeds per method: ``seed .. seed + seeds - 1``."""
+    seed: int = 0
+    """The first RL seed."""
     episodes: int = 20_480
     """Episode budget of every RL run."""
     batch_episodes: int = 256
@@ -79,7 +87,13 @@ class CompareConfig:
     workers: int = 2
     """Parallel jobs (processes, or Ray tasks in flight)."""
     ray_address: str | None = None
-    """Run the jobs on this Ray cluster (``"local"`` starts one here); None: process pool."""
+    """Run the jobs on this Ray cluster (``"local"`` starts one here; needs the ``ray``
+    extra); None: a process pool here."""
+    device: str = "cpu"
+    """Torch device of every job's models."""
+    precision: str | None = None
+    """Training precision of every job (``"auto"``, ``"fp32"``, ``"bf16"``); None: each
+    stage's own default."""
     out_dir: str = "runs/compare"
     """Output folder."""
     docs: str | None = None
@@ -99,7 +113,14 @@ class CompareConfig:
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown or not self.methods:
             raise ValueError(f"methods: unknown {unknown}; choose from {list(METHODS)}")
-        check_choice("env", self.env, ("grid", "ant"))
+        check_choice("env", self.env, tuple(FAMILIES))
+        check_int("seed", self.seed, 0, MAX_SEED - self.seeds)
+        check_device(self.device)
+        if self.precision is not None:
+            check_choice("precision", self.precision, PRECISIONS)
+        if self.ray_address and importlib.util.find_spec("ray") is None:
+            raise ValueError("ray_address needs the optional extra 'ray': "
+                             'pip install "internal-rl[ray]"')
         check_choice("task_set", self.task_set, ("pretrain", "posttrain"))
         if self.task is not None:
             parse_task(self.task)
@@ -114,8 +135,9 @@ class CompareConfig:
             check_int("budgets", budget, 1)
 
 
-SWEEP_SETTINGS = ("out_dir", "task_set", "task", "methods", "seeds", "episodes", "workers",
-                  "ray_address", "docs", "progress", "budgets", "overwrite")
+SWEEP_SETTINGS = ("out_dir", "task_set", "task", "methods", "seeds", "seed", "episodes",
+                  "workers", "ray_address", "docs", "progress", "budgets", "overwrite", "device",
+                  "precision")
 """Settings that may differ between sweeps sharing one ``out_dir`` (the prepared artifacts and
 the RL runs' batch size do not depend on them)."""
 
@@ -194,7 +216,7 @@ def _execute(jobs: list[tuple], cfg: CompareConfig) -> list[dict]:
 
 def _setup(cfg: CompareConfig, out: Path) -> Setup:
     """Resolve defaults (shipped models, the data path) into the sweep's :class:`Setup`."""
-    from irl_agents.discovery import load_metacontroller
+    from irl_agents.models import load_metacontroller
     from irl_agents.shipped import shipped
 
     base = cfg.base or str(shipped(cfg.env, "base"))
@@ -208,7 +230,8 @@ def _setup(cfg: CompareConfig, out: Path) -> Setup:
                  dataset=cfg.dataset or str(out / "data.safetensors"),
                  prepared=str(out / "prepared"), prepare_steps=cfg.prepare_steps,
                  alpha=float(alpha), layer=load_metacontroller(meta).cfg.layer,
-                 threshold=cfg.threshold, eval_episodes=cfg.eval_episodes)
+                 threshold=cfg.threshold, eval_episodes=cfg.eval_episodes, device=cfg.device,
+                 precision=cfg.precision)
 
 
 def _run_dir(out: Path, method: str, seed: int) -> Path:
@@ -255,11 +278,12 @@ def _compare(cfg: CompareConfig) -> dict:
 
         generate_dataset(cfg.env, "pretrain", cfg.data_episodes, seed=0,
                          progress=cfg.progress).save(setup.dataset)
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     train = [("train", name, plain, seed, str(_run_dir(report, name, seed)))
-             for name in cfg.methods for seed in range(cfg.seeds)
+             for name in cfg.methods for seed in seeds
              if not _finished(_run_dir(report, name, seed), setup)]
     _execute(prepare + train, cfg)
-    runs = gather(report, cfg.methods, cfg.seeds)
+    runs = gather(report, cfg.methods, seeds)
     budgets = list(cfg.budgets) or default_budgets(cfg.episodes, cfg.batch_episodes)
     table = markdown_table(runs, cfg.methods, budgets)
     with atomic_path(report / "table.md") as tmp:
@@ -278,10 +302,12 @@ def _compare(cfg: CompareConfig) -> dict:
 
 
 # --------------------------------------------------------------------------- results
-def gather(out: Path, methods: Sequence[str], seeds: int) -> list[dict]:
-    """One record per finished run: curve, episodes to 0.5 and 0.9, final success, time."""
+def gather(out: Path, methods: Sequence[str], seeds: int | Iterable[int]) -> list[dict]:
+    """One record per finished run of ``seeds`` (a count N: seeds 0..N-1): curve, episodes to
+    0.5 and 0.9, final success, time."""
+    seeds = range(seeds) if isinstance(seeds, int) else list(seeds)
     return [run_record(_run_dir(out, name, seed), name, seed) for name in methods
-            for seed in range(seeds) if (_run_dir(out, name, seed) / "summary.json").is_file()]
+            for seed in seeds if (_run_dir(out, name, seed) / "summary.json").is_file()]
 
 
 def run_record(folder: Path, method: str, seed: int) -> dict:

@@ -52,7 +52,6 @@ Differences from Kipf et al., all for the internal-RL setting:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -61,10 +60,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from irl_agents.configs import DictConfig
 from irl_agents.discovery import check_base_reads, resume_state, run_identity, save_state
 from irl_agents.episodes import EpisodeBatch, pad_episodes, similar_length_batch, split_episodes
 from irl_agents.metacontroller import HyperDecoder
@@ -75,13 +74,14 @@ from irl_agents.models import (
     optimizer_to_tensors,
     save_tensors_atomic,
 )
-from irl_agents.models.checkpoint import load_optimizer
+from irl_agents.models.checkpoint import load_module, load_optimizer, save_module
+from irl_agents.precision import PRECISIONS, autocast
 from irl_agents.run_folder import claim_run
 from irl_agents.run_logger import RunLogger
 from irl_agents.switching import alignment
-from irl_envs.atomic import atomic_path, write_json
+from irl_envs.atomic import write_json
 from irl_envs.datasets import Demonstrations, load_dataset
-from irl_envs.validation import check_tensors
+from irl_envs.validation import check_choice, check_device
 from irl_envs.versions import versions
 
 _TINY = 1e-30  # floor inside logs of (soft) masks; exact zeros stay -inf
@@ -102,7 +102,7 @@ def _is_number(v: object) -> bool:
 
 # ------------------------------------------------------------------------------- configs
 @dataclass
-class CompILEModelConfig:
+class CompILEModelConfig(DictConfig):
     """Architecture of a CompILE model (the RL-time fields match ``MetacontrollerConfig``)."""
 
     obs_dim: int = 637
@@ -139,20 +139,9 @@ class CompILEModelConfig:
         _check(_is_int(self.rank) and self.rank >= 0, "CompILEModelConfig.rank",
                "an int >= 0 (0: full matrix)", self.rank)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> CompILEModelConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"CompILEModelConfig: unknown field(s) {unknown}")
-        return cls(**data)
-
 
 @dataclass
-class CompileConfig:
+class CompileConfig(DictConfig):
     """One CompILE training run (base frozen)."""
 
     base: str = ""
@@ -192,6 +181,10 @@ class CompileConfig:
     """Held-out episodes for the final scores."""
     seed: int = 0
     """Seed of initialisation, batching, noise and the episode split."""
+    device: str = "cpu"
+    """Torch device of the base model and of the CompILE model."""
+    precision: str = "fp32"
+    """Training forward pass: ``"fp32"``, ``"bf16"`` or ``"auto"`` (:mod:`irl_agents.precision`)."""
     log_every: int = 50
     """Metrics every this many steps."""
     checkpoint_every: int = 250
@@ -215,6 +208,8 @@ class CompileConfig:
         for name in ("poisson_rate", "temperature", "lr"):
             value = getattr(self, name)
             _check(_is_number(value) and value > 0, name, "a finite number > 0", value)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_device(self.device)
 
 
 # ------------------------------------------------------------------------------- segmentation
@@ -493,7 +488,7 @@ def score_compile(base: BaseModel, model: CompILE, data: Demonstrations, index: 
     count = episodes = 0
     n_segments = 0.0
     for begin in range(0, len(index), batch_size):
-        batch = pad_episodes(data, index[begin : begin + batch_size])
+        batch = pad_episodes(data, index[begin : begin + batch_size], device=base.device)
         _, parts, post = compile_terms(base, model, batch, 0.0, 0.0, poisson_rate, sample=False)
         n = int(batch.mask.sum())
         for key in sums:
@@ -502,9 +497,9 @@ def score_compile(base: BaseModel, model: CompILE, data: Demonstrations, index: 
         episodes += len(batch)
         n_segments += float(post.segmentation.segments.sum())
         for i, length in enumerate(batch.mask.sum(1).tolist()):
-            gates.append(post.gate[i, :length].numpy())
-            starts.append(post.starts[i, :length].numpy())
-            labels.append(batch.subgoals[i, :length].numpy())
+            gates.append(post.gate[i, :length].cpu().numpy())
+            starts.append(post.starts[i, :length].cpu().numpy())
+            labels.append(batch.subgoals[i, :length].cpu().numpy())
     threshold = matched_threshold(gates, sum(float(s[1:].sum()) for s in starts))
     return {"gate": alignment(gates, labels), "segments": alignment(starts, labels),
             "gate_matched": alignment(gates, labels, threshold=threshold),
@@ -516,27 +511,15 @@ def score_compile(base: BaseModel, model: CompILE, data: Demonstrations, index: 
 # ------------------------------------------------------------------------------- files
 def save_compile(model: CompILE, folder: str | Path, extra: dict | None = None) -> Path:
     """Write ``compile.safetensors`` + ``compile.json`` (config, versions, extra) atomically."""
-    folder = Path(folder)
-    with atomic_path(folder / "compile.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    write_json(folder / "compile.json",
-               {"config": model.cfg.to_dict(), "versions": versions(), **(extra or {})})
-    return folder
+    return save_module(model, model.cfg.to_dict(), folder, "compile", extra)
 
 
-def load_compile(folder: str | Path) -> CompILE:
-    """Inverse of :func:`save_compile`; clear ``ValueError`` on a bad folder."""
-    folder = Path(folder)
-    try:
-        cfg = CompILEModelConfig.from_dict(
-            json.loads((folder / "compile.json").read_text())["config"])
-        state = load_file(str(folder / "compile.safetensors"))
-    except Exception as err:  # noqa: BLE001  (missing, corrupt or foreign files alike)
-        raise ValueError(f"{folder} is not a readable CompILE model ({err})") from None
-    model = CompILE(cfg)
-    check_tensors(str(folder / "compile.safetensors"), state, model.state_dict())
-    model.load_state_dict(state)
-    return model
+def load_compile(folder: str | Path, device: str | torch.device = "cpu") -> CompILE:
+    """Inverse of :func:`save_compile` (on ``device``); clear ``ValueError`` on a bad folder."""
+    model = load_module(folder, "compile",
+                        lambda config: CompILE(CompILEModelConfig.from_dict(config)),
+                        "CompILE model")
+    return model.to(device)
 
 
 def _save_state(ckpt: Path, step: int, model: CompILE, opt: torch.optim.Optimizer,
@@ -569,7 +552,7 @@ def _train_compile(cfg: CompileConfig, fresh: bool) -> dict:
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset)
-    base = load_model(cfg.base)
+    base = load_model(cfg.base, device=cfg.device)
     check_base_reads(base, cfg.base, data.obs_dim, data.discrete, f"dataset {cfg.dataset}")
     for p in base.parameters():
         p.requires_grad_(False)
@@ -588,6 +571,7 @@ def _train_compile(cfg: CompileConfig, fresh: bool) -> dict:
         model.boundary[-1].bias.fill_(-math.log(cfg.poisson_rate))
     if start_step:
         model.load_state_dict(load_compile(state).state_dict())
+    model.to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if start_step:
         load_optimizer(opt, state / "optimizer.safetensors")
@@ -601,9 +585,11 @@ def _train_compile(cfg: CompileConfig, fresh: bool) -> dict:
         # continues exactly as the uninterrupted one would have
         rng = np.random.default_rng([cfg.seed, step])
         torch.manual_seed(int(rng.integers(2**62)))
-        batch = pad_episodes(data, similar_length_batch(data, train, cfg.batch_size, rng))
-        loss, parts, _ = compile_terms(base, model, batch, cfg.beta_z, cfg.beta_b,
-                                       cfg.poisson_rate, cfg.temperature)
+        batch = pad_episodes(data, similar_length_batch(data, train, cfg.batch_size, rng),
+                             device=cfg.device)
+        with autocast(cfg.precision, cfg.device):
+            loss, parts, _ = compile_terms(base, model, batch, cfg.beta_z, cfg.beta_b,
+                                           cfg.poisson_rate, cfg.temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -17,16 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from irl_agents.configs import DictConfig
 from irl_agents.run_folder import claim_run, run_config
 from irl_envs.atomic import write_json
-from irl_envs.families import env_id
+from irl_envs.families import FAMILIES, env_id
 from irl_envs.tasks import parse_task
-from irl_envs.validation import check_choice, check_float, check_int
+from irl_envs.validation import check_choice, check_device, check_float, check_int
 from irl_envs.versions import versions
 
 
 @dataclass
-class FlatPPOConfig:
+class FlatPPOConfig(DictConfig):
     """One flat-PPO run."""
 
     env: str = "grid"
@@ -47,6 +48,8 @@ class FlatPPOConfig:
     """Adam learning rate (SB3's default)."""
     seed: int = 0
     """Seed of environments and the learner."""
+    device: str = "cpu"
+    """Torch device of SB3's networks."""
     out_dir: str = "runs/flat-ppo"
     """Output folder (see :mod:`irl_agents.run_folder`)."""
     overwrite: bool = False
@@ -55,7 +58,8 @@ class FlatPPOConfig:
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        check_choice("env", self.env, ("grid", "ant"))
+        check_choice("env", self.env, tuple(FAMILIES))
+        check_device(self.device)
         check_choice("task_set", self.task_set, ("pretrain", "posttrain"))
         if self.task is not None:
             parse_task(self.task)
@@ -71,7 +75,7 @@ def flat_ppo(cfg: FlatPPOConfig) -> dict:
     # SB3 checkpoints are pickles, so a run always starts again (any budget, same settings)
     with claim_run(cfg.out_dir, "flat-ppo",
                    run_config(dataclasses.asdict(cfg),
-                              ("out_dir", "episodes", "progress", "overwrite")),
+                              ("out_dir", "episodes", "progress", "overwrite", "device")),
                    overwrite=cfg.overwrite):
         return _flat_ppo(cfg)
 
@@ -122,7 +126,7 @@ def _flat_ppo(cfg: FlatPPOConfig) -> dict:
             return self.seen < cfg.episodes
 
     model = PPO("MlpPolicy", venv, n_steps=cfg.n_steps, learning_rate=cfg.lr, seed=cfg.seed,
-                verbose=0, device="cpu")
+                verbose=0, device=cfg.device)
     # an upper bound on raw steps (no episode is that long): the callback stops at the budget
     model.learn(total_timesteps=cfg.episodes * 10_000, callback=EpisodeBudget(),
                 progress_bar=cfg.progress)

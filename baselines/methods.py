@@ -57,6 +57,17 @@ class Setup:
     """Switch threshold of the latent environments."""
     eval_episodes: int
     """Held-out episodes scored by the prepare steps."""
+    device: str = "cpu"
+    """Torch device of every stage's models."""
+    precision: str | None = None
+    """Training precision of every stage (None: each stage's own default)."""
+
+    def run_options(self, precision: bool = True) -> dict[str, str]:
+        """``device`` (and ``precision`` unless None) for a stage's settings."""
+        options = {"device": self.device}
+        if precision and self.precision is not None:
+            options["precision"] = self.precision
+        return options
 
 
 def _internal(setup: Setup, seed: int, out: Path, base: str, meta: str, epochs: int = 2,
@@ -67,8 +78,7 @@ def _internal(setup: Setup, seed: int, out: Path, base: str, meta: str, epochs: 
                            task=setup.task, episodes=setup.episodes,
                            batch_episodes=setup.batch_episodes, epochs=epochs,
                            threshold=setup.threshold if threshold is None else threshold,
-                           seed=seed, out_dir=str(out),
-                           progress=False)
+                           seed=seed, out_dir=str(out), progress=False, **setup.run_options())
     return internal_rl(cfg, meta=meta_module)
 
 
@@ -82,7 +92,8 @@ def _discover(setup: Setup, name: str, **variant) -> None:
     discover(DiscoverConfig(base=setup.base, dataset=setup.dataset,
                             out_dir=str(_prepared(setup, name)), alpha=setup.alpha,
                             layer=setup.layer, steps=setup.prepare_steps,
-                            eval_episodes=setup.eval_episodes, progress=False, **variant))
+                            eval_episodes=setup.eval_episodes, progress=False,
+                            **setup.run_options(), **variant))
 
 
 def _prepare_compile(setup: Setup) -> None:
@@ -91,7 +102,7 @@ def _prepare_compile(setup: Setup) -> None:
     train_compile(CompileConfig(base=setup.base, dataset=setup.dataset,
                                 out_dir=str(_prepared(setup, "compile")), layer=setup.layer,
                                 steps=setup.prepare_steps, eval_episodes=setup.eval_episodes,
-                                progress=False))
+                                progress=False, **setup.run_options()))
 
 
 def _train_compile(setup: Setup, seed: int, out: Path) -> dict:
@@ -117,7 +128,7 @@ def _prepare_segments(setup: Setup) -> None:
                                      out_dir=str(_prepared(setup, "segment-codes")),
                                      threshold=setup.threshold,
                                      controller_steps=max(1, setup.prepare_steps // 3),
-                                     progress=False))
+                                     progress=False, **setup.run_options()))
 
 
 def _train_raw(setup: Setup, seed: int, out: Path) -> dict:
@@ -127,7 +138,8 @@ def _train_raw(setup: Setup, seed: int, out: Path) -> dict:
                                          task_set=setup.task_set, task=setup.task,
                                          episodes=setup.episodes,
                                          batch_episodes=setup.batch_episodes, seed=seed,
-                                         out_dir=str(out), progress=False))
+                                         out_dir=str(out), progress=False,
+                                         **setup.run_options()))
 
 
 def _train_flat(setup: Setup, seed: int, out: Path) -> dict:
@@ -135,7 +147,8 @@ def _train_flat(setup: Setup, seed: int, out: Path) -> dict:
 
     return flat_ppo(FlatPPOConfig(env=setup.env, task_set=setup.task_set, task=setup.task,
                                   episodes=setup.episodes, batch_episodes=setup.batch_episodes,
-                                  seed=seed, out_dir=str(out), progress=False))
+                                  seed=seed, out_dir=str(out), progress=False,
+                                  **setup.run_options(precision=False)))
 
 
 @dataclass(frozen=True)

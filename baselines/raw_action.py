@@ -15,12 +15,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from irl_agents.configs import DictConfig
 from irl_agents.episodic_trainer import MAX_SEED, claim_episodic_run, train_episodic
 from irl_agents.models import BaseModel, load_model
+from irl_agents.precision import PRECISIONS
 from irl_agents.raw_batch import RawBatch, make_raw_batch
 from irl_agents.rl import EpisodicPolicy, PPOConfig, Trajectories
+from irl_envs.families import FAMILIES
 from irl_envs.tasks import parse_task
-from irl_envs.validation import check_choice, check_float, check_int
+from irl_envs.validation import check_choice, check_device, check_float, check_int
 
 
 class BaseModelPolicy(EpisodicPolicy):
@@ -41,10 +44,12 @@ class BaseModelPolicy(EpisodicPolicy):
     def act(self, obs: Tensor, state, generator: torch.Generator | None = None):
         out, state = self.model.step(obs, state, predict_obs=False)
         dist = self.model.action_distribution(out)
+        # drawn on the CPU (the generator's device), so a run's noise is the same anywhere
         if self.model.config.discrete:
-            actions = torch.multinomial(out.logits.softmax(-1), 1, generator=generator)[:, 0]
+            probs = out.logits.softmax(-1).cpu()
+            actions = torch.multinomial(probs, 1, generator=generator)[:, 0].to(out.logits.device)
         else:
-            noise = torch.randn(out.mean.shape, generator=generator)
+            noise = torch.randn(out.mean.shape, generator=generator).to(out.mean.device)
             actions = out.mean + noise * out.log_std.exp()
         return actions, dist.log_prob(actions), state
 
@@ -62,9 +67,9 @@ def collect_raw(raw: RawBatch, policy: BaseModelPolicy, seeds: list[int],
 
     All rows step together (one batched model step); rows whose episode ended are masked.
     """
-    n = raw.num_envs
+    n, device = raw.num_envs, policy.model.device
     rows = np.arange(n)
-    obs = torch.as_tensor(raw.reset(rows, seeds), dtype=torch.float32)
+    obs = torch.as_tensor(raw.reset(rows, seeds), dtype=torch.float32, device=device)
     state = policy.initial_state(n)
     live = np.ones(n, dtype=bool)
     returns = np.zeros(n, dtype=np.float32)
@@ -74,23 +79,24 @@ def collect_raw(raw: RawBatch, policy: BaseModelPolicy, seeds: list[int],
         obs_t.append(obs.clone())
         act_t.append(actions)
         lp_t.append(logp)
-        mask_t.append(torch.as_tensor(live.copy()))
+        mask_t.append(torch.as_tensor(live.copy(), device=device))
         idx = np.flatnonzero(live)
-        o, r, term, trunc = raw.step(idx, actions[torch.as_tensor(idx)].numpy())
+        o, r, term, trunc = raw.step(idx, actions.cpu().numpy()[idx])
         returns[idx] += r
-        obs[torch.as_tensor(idx)] = torch.as_tensor(o, dtype=torch.float32)
+        obs[torch.as_tensor(idx, device=device)] = torch.as_tensor(o, dtype=torch.float32,
+                                                                   device=device)
         live[idx[term | trunc]] = False
     mask = torch.stack(mask_t, 1)
     success = returns > 0
     batch = Trajectories(obs=torch.stack(obs_t, 1), actions=torch.stack(act_t, 1),
                          log_probs=torch.stack(lp_t, 1) * mask, mask=mask,
-                         returns=torch.as_tensor(returns))
+                         returns=torch.as_tensor(returns, device=device))
     return batch, {"success_rate": float(success.mean()), "mean_return": float(returns.mean()),
                    "raw_steps": float(mask.sum()) / n}
 
 
 @dataclass
-class RawActionConfig:
+class RawActionConfig(DictConfig):
     """One raw-action RL run (the baseline of PAPER §7)."""
 
     base: str = ""
@@ -107,9 +113,9 @@ class RawActionConfig:
     """Episode budget."""
     batch_episodes: int = 256
     """Episodes per PPO batch."""
-    lr: float = 3e-5
-    """Adam learning rate (PAPER §6: 3e-5 for every method)."""
-    clip: float = 0.2
+    lr: float = PPOConfig.lr
+    """Adam learning rate (PAPER §6: 3e-5, ``PPOConfig.lr``)."""
+    clip: float = PPOConfig.clip
     """PPO clipping."""
     epochs: int = 2
     """PPO passes per batch."""
@@ -117,6 +123,10 @@ class RawActionConfig:
     """Minibatches per pass."""
     seed: int = 0
     """Seed of environments and sampling."""
+    device: str = "cpu"
+    """Torch device of the base model (the policy); the environments stay on the CPU."""
+    precision: str = "fp32"
+    """Forward pass of the PPO update (:mod:`irl_agents.precision`)."""
     out_dir: str = "runs/raw-action"
     """Output folder (see :mod:`irl_agents.run_folder`)."""
     overwrite: bool = False
@@ -125,8 +135,10 @@ class RawActionConfig:
     """Show a progress bar."""
 
     def __post_init__(self) -> None:
-        check_choice("env", self.env, ("grid", "ant"))
+        check_choice("env", self.env, tuple(FAMILIES))
         check_choice("task_set", self.task_set, ("pretrain", "posttrain"))
+        check_choice("precision", self.precision, PRECISIONS)
+        check_device(self.device)
         if self.task is not None:
             parse_task(self.task)
         check_int("env_workers", self.env_workers, 1)
@@ -143,11 +155,12 @@ def raw_action_rl(cfg: RawActionConfig) -> dict:
     """Fine-tune the base model on raw actions; returns the summary (also ``summary.json``)."""
     with claim_episodic_run("raw-action", cfg) as run:
         torch.manual_seed(cfg.seed)
-        model = load_model(cfg.base).train(False)  # dropout-free either way: eval semantics
+        model = load_model(cfg.base, device=cfg.device).train(False)  # eval semantics: no dropout
         policy = BaseModelPolicy(model)
         raw = make_raw_batch(cfg.env, cfg.task_set, cfg.batch_episodes, cfg.task,
                              cfg.env_workers)
-        ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches)
+        ppo = PPOConfig(lr=cfg.lr, clip=cfg.clip, epochs=cfg.epochs, minibatches=cfg.minibatches,
+                        precision=cfg.precision)
         return train_episodic(policy, lambda seeds, gen: collect_raw(raw, policy, seeds, gen),
                               episodes=cfg.episodes, batch_episodes=cfg.batch_episodes, ppo=ppo,
                               seed=cfg.seed, run=run, config=dataclasses.asdict(cfg),

@@ -17,10 +17,9 @@ import time
 import numpy as np
 import torch
 
-from irl_agents.discovery import load_metacontroller
 from irl_agents.latent_env import LatentVecEnv
 from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig
-from irl_agents.models import ModelConfig, build_model, load_model
+from irl_agents.models import ModelConfig, build_model, load_metacontroller, load_model
 from irl_agents.raw_batch import make_raw_batch
 from irl_agents.reporting import key_values
 from irl_envs.atomic import write_json

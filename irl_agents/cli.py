@@ -1,12 +1,13 @@
 """The ``irl`` command: one subcommand per stage of the pipeline.
 
 Every subcommand that measures something prints a table and, with ``--json PATH``, writes its
-figures as one JSON object. Subcommands live next to the code they run and register
-themselves through an ``add_subcommand(subparsers)`` function listed in ``_COMMANDS``.
+figures as one JSON object. Each lives in its own module of :mod:`irl_agents.commands` (listed
+in :data:`~irl_agents.commands.COMMANDS`), which also describes the flags they share.
 
 Errors a user can fix (a bad option, a missing or corrupt file, an output folder that holds
-another run) are reported as ``irl COMMAND: error: MESSAGE`` with exit status 2, as argparse
-reports bad usage; a run that fails on its own (a diverging loss) exits with status 1.
+another run, an optional extra that is not installed) are reported as
+``irl COMMAND: error: MESSAGE`` with exit status 2, as argparse reports bad usage; a run that
+fails on its own (a diverging loss) exits with status 1.
 """
 
 from __future__ import annotations
@@ -16,34 +17,26 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-_COMMANDS = (
-    "irl_agents.commands.data",
-    "irl_agents.commands.expert_eval",
-    "irl_envs.experts.ant_locomotion",
-    "irl_agents.pretrain",
-    "irl_agents.commands.probe",
-    "irl_agents.commands.controllers",
-    "irl_agents.commands.discover",
-    "irl_agents.commands.segment_codes",
-    "irl_agents.commands.internal_rl",
-    "irl_agents.commands.demo",
-    "irl_agents.commands.compare",
-)
+from irl_agents.commands import COMMANDS
+
 _OUTPUT_FILES = ("json", "plot", "traces")
 """Options naming a file written at the end: checked before any work starts."""
+EXTRAS = {"ray": "ray", "minari": "minari", "pygame": "human"}
+"""Optional dependencies: the module and the extra of ``pip install "internal-rl[EXTRA]"``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="irl", description="Internal RL: environments, base models, metacontrollers, RL.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in _COMMANDS:
-        importlib.import_module(module).add_subcommand(sub)
+    for name in COMMANDS:
+        importlib.import_module(f"irl_agents.commands.{name}").add_subcommand(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from irl_agents.run_folder import check_output_file
+    from irl_envs.validation import check_int
 
     try:
         args = build_parser().parse_args(argv)
@@ -53,10 +46,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in _OUTPUT_FILES:
             if getattr(args, name, None):
                 check_output_file(f"--{name}", getattr(args, name))
+        if check_int("--threads", getattr(args, "threads", 0), 0):
+            import torch
+
+            torch.set_num_threads(args.threads)
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as err:
+        if err.name not in EXTRAS:
+            raise
+        print(f"irl {args.command}: error: this needs the optional extra '{EXTRAS[err.name]}': "
+              f"pip install \"internal-rl[{EXTRAS[err.name]}]\"", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as err:  # bad input, missing or unwritable files
         print(f"irl {args.command}: error: {err}", file=sys.stderr)
         return 2

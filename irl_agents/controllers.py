@@ -8,6 +8,7 @@ task): if the residual stream represents subgoals, steering it composes them.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from irl_agents.episodes import iterate_batches, split_episodes
+from irl_agents.episodes import pad_episodes, similar_length_batch, split_episodes
 from irl_agents.model_rollout import rollout_success, subgoal_breakdown, subgoal_indices
 from irl_agents.models import BaseModel, ControllerBank
 from irl_agents.precision import autocast
@@ -38,6 +39,8 @@ class ControllerConfig:
     """Episodes per batch."""
     lr: float = 3e-3
     """AdamW learning rate."""
+    lr_schedule: str = "cosine"
+    """``"constant"``, or ``"cosine"`` decay to 10% of ``lr`` over ``steps``."""
     weight_decay: float = 0.0
     """AdamW weight decay on the controller factors."""
     eval_episodes: int = 500
@@ -53,35 +56,38 @@ class ControllerConfig:
 
 def train_controllers(model: BaseModel, data: Demonstrations, cfg: ControllerConfig,
                       progress: bool = True) -> tuple[ControllerBank, dict]:
-    """Fit one controller per subgoal label with the base model frozen."""
+    """Fit one controller per subgoal label with the base model frozen.
+
+    Batches are episodes of similar length (little padding), drawn with an RNG seeded by
+    ``(seed, step)``; ``final_action_nll`` is the mean over the last 50 steps.
+    """
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     num_subgoals = int(data.subgoals.max()) + 1
-    bank = ControllerBank(num_subgoals, model.d_model, rank=cfg.rank or None)
+    bank = ControllerBank(num_subgoals, model.d_model, rank=cfg.rank or None).to(model.device)
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
     opt = torch.optim.AdamW(bank.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     train, _ = split_episodes(data.num_episodes, 0.0, cfg.seed)
-    start, step, parts = time.perf_counter(), 0, {}
-    bar = tqdm(total=cfg.steps, desc=f"controllers@{cfg.layer}", disable=not progress)
-    while step < cfg.steps:
-        for batch in iterate_batches(data, train, cfg.batch_size, rng):
-            index = batch.subgoals.clamp_min(0)
-            with autocast(cfg.precision, model.device):
-                loss, parts = model.loss(batch.obs, batch.actions, batch.mask,
-                                         controller=lambda e, i=index: bank(e, i),
-                                         layer=cfg.layer)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            bar.update()
-            bar.set_postfix(nll=f"{float(parts['action_nll']):.3f}")
-            if step >= cfg.steps:
-                break
-    bar.close()
-    return bank, {"final_action_nll": float(parts["action_nll"]),
+    start, recent = time.perf_counter(), []
+    for step in tqdm(range(cfg.steps), desc=f"controllers@{cfg.layer}", disable=not progress):
+        rng = np.random.default_rng([cfg.seed, step])
+        batch = pad_episodes(data, similar_length_batch(data, train, cfg.batch_size, rng),
+                             keep_dtype=True, device=model.device)
+        index = batch.subgoals.clamp_min(0)
+        if cfg.lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / cfg.steps)))
+        with autocast(cfg.precision, model.device):
+            loss, parts = model.loss(batch.obs, batch.actions, batch.mask,
+                                     controller=lambda e, i=index: bank(e, i), layer=cfg.layer)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        recent = [*recent[-49:], float(parts["action_nll"])]
+    return bank, {"final_action_nll": float(np.mean(recent)) if recent else float("nan"),
                   "train_seconds": round(time.perf_counter() - start, 1)}
 
 

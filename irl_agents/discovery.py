@@ -25,13 +25,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from irl_agents.configs import DictConfig
 from irl_agents.episodes import EpisodeBatch, pad_episodes, similar_length_batch, split_episodes
 from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig, Posterior
 from irl_agents.models import (
@@ -39,11 +39,15 @@ from irl_agents.models import (
     build_model,
     load_model,
     optimizer_to_tensors,
-    save_json_atomic,
     save_model,
     save_tensors_atomic,
 )
-from irl_agents.models.checkpoint import load_optimizer
+from irl_agents.models.checkpoint import (  # noqa: F401  (load/save: their old home, re-exported)
+    load_metacontroller,
+    load_optimizer,
+    save_metacontroller,
+)
+from irl_agents.precision import PRECISIONS, autocast
 from irl_agents.run_folder import (
     RunFolderError,
     check_resume_budget,
@@ -53,14 +57,14 @@ from irl_agents.run_folder import (
 )
 from irl_agents.run_logger import RunLogger
 from irl_agents.switching import alignment, boundaries
-from irl_envs.atomic import atomic_path, write_json
+from irl_envs.atomic import write_json
 from irl_envs.datasets import Demonstrations, load_dataset
-from irl_envs.validation import check_choice, check_float, check_int, check_seed, check_tensors
+from irl_envs.validation import check_choice, check_device, check_float, check_int, check_seed
 from irl_envs.versions import versions
 
 
 @dataclass
-class DiscoverConfig:
+class DiscoverConfig(DictConfig):
     """One metacontroller training run."""
 
     base: str = ""
@@ -83,12 +87,13 @@ class DiscoverConfig:
     """Controller rank (0: full matrix)."""
     force_switch: bool = False
     """Ablation: beta_t = 1 at every step (no temporal abstraction)."""
-    embedding: str = "global"
-    """Encoder's non-causal input (see :class:`MetacontrollerConfig`)."""
+    embedding: Literal["global", "per_step"] = "global"
+    """Encoder's non-causal input: one summary of the whole episode (paper) or one per step
+    (see :class:`MetacontrollerConfig`)."""
     codebook: int = 0
     """Decoder: 0, the paper's continuous hypernetwork; K > 0, one of K learned controllers
     (see :class:`MetacontrollerConfig`)."""
-    cotrain: str = "frozen"
+    cotrain: Literal["frozen", "pretrained", "scratch"] = "frozen"
     """``"frozen"`` (the method), ``"pretrained"`` (co-train starting from the base weights)
     or ``"scratch"`` (co-train a freshly initialised base of the same architecture)."""
     steps: int = 1500
@@ -107,6 +112,11 @@ class DiscoverConfig:
     """Held-out episodes for the switching alignment at the end."""
     seed: int = 0
     """Seed of initialisation, batching and the episode split."""
+    device: str = "cpu"
+    """Torch device of the base model and the metacontroller (``"cpu"``, ``"cuda"``, ...)."""
+    precision: str = "fp32"
+    """Training forward pass: ``"fp32"``, ``"bf16"`` or ``"auto"`` (:mod:`irl_agents.precision`;
+    scoring always runs in fp32)."""
     log_every: int = 50
     """Metrics every this many steps."""
     checkpoint_every: int = 250
@@ -133,6 +143,8 @@ class DiscoverConfig:
         for name in ("weight_decay", "obs_weight"):
             check_float(name, getattr(self, name), low=0.0)
         check_seed("seed", self.seed)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_device(self.device)
 
 
 def elbo_terms(base: BaseModel, meta: Metacontroller, batch: EpisodeBatch, alpha: float,
@@ -166,43 +178,17 @@ def score_switching(base: BaseModel, meta: Metacontroller, data: Demonstrations,
     nll = kl = 0.0
     count = 0
     for start in range(0, len(index), batch_size):
-        batch = pad_episodes(data, index[start : start + batch_size])
+        batch = pad_episodes(data, index[start : start + batch_size], device=base.device)
         _, parts, post = elbo_terms(base, meta, batch, 0.0, sample=False)
         n = int(batch.mask.sum())
         nll += float(parts["action_nll"]) * n
         kl += float(parts["kl"]) * n
         count += n
         for i, length in enumerate(batch.mask.sum(1).tolist()):
-            betas.append(post.beta[i, :length].numpy())
-            labels.append(batch.subgoals[i, :length].numpy())
+            betas.append(post.beta[i, :length].cpu().numpy())
+            labels.append(batch.subgoals[i, :length].cpu().numpy())
     return {**alignment(betas, labels, threshold), "action_nll": nll / max(count, 1),
             "kl": kl / max(count, 1)}
-
-
-def save_metacontroller(meta: Metacontroller, folder: str | Path,
-                        extra: dict | None = None) -> Path:
-    """Write ``metacontroller.safetensors`` + ``metacontroller.json`` atomically."""
-    folder = Path(folder)
-    with atomic_path(folder / "metacontroller.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in meta.state_dict().items()}, str(tmp))
-    write_json(folder / "metacontroller.json",
-               {"config": meta.cfg.to_dict(), "versions": versions(), **(extra or {})})
-    return folder
-
-
-def load_metacontroller(folder: str | Path) -> Metacontroller:
-    """Inverse of :func:`save_metacontroller`; clear ``ValueError`` on a bad folder."""
-    folder = Path(folder)
-    try:
-        cfg = MetacontrollerConfig.from_dict(
-            json.loads((folder / "metacontroller.json").read_text())["config"])
-        state = load_file(str(folder / "metacontroller.safetensors"))
-    except (OSError, KeyError, json.JSONDecodeError, Exception) as err:  # noqa: BLE001
-        raise ValueError(f"{folder} is not a readable metacontroller ({err})") from None
-    meta = Metacontroller(cfg)
-    check_tensors(str(folder / "metacontroller.safetensors"), state, meta.state_dict())
-    meta.load_state_dict(state)
-    return meta
 
 
 def check_base_reads(base: BaseModel, base_path: str | Path, obs_dim: int, discrete: bool,
@@ -224,8 +210,10 @@ def check_controls(meta: Any, base: BaseModel, meta_path: str | Path) -> None:
     check_int(f"{meta_path}: metacontroller layer", meta.cfg.layer, 0, base.n_layers)
 
 
-RUN_SETTINGS = ("out_dir", "steps", "progress", "overwrite", "log_every", "checkpoint_every")
-"""Config fields that do not change a run's results: a run may continue with other values."""
+RUN_SETTINGS = ("out_dir", "steps", "progress", "overwrite", "log_every", "checkpoint_every",
+                "device", "precision")
+"""Config fields that do not define a run: it may continue with other values (where it runs
+and in what precision change results only by rounding)."""
 
 
 def run_identity(cfg: Any) -> dict:
@@ -240,7 +228,7 @@ def save_state(ckpt: Path, step: int, cfg: Any, write: Callable[[Path], None]) -
     there), then older checkpoints go."""
     folder = ckpt / f"step-{step:08d}"
     write(folder)
-    save_json_atomic(ckpt / "trainer.json",
+    write_json(ckpt / "trainer.json",
                      {"step": step, "folder": folder.name, "config": run_identity(cfg)})
     for old in ckpt.glob("step-*"):
         if old != folder:
@@ -300,6 +288,7 @@ def _discover(cfg: DiscoverConfig, fresh: bool) -> dict:
     base = load_model(cfg.base)
     if cfg.cotrain == "scratch":
         base = build_model(base.config)
+    base.to(cfg.device)
     check_base_reads(base, cfg.base, data.obs_dim, data.discrete, f"dataset {cfg.dataset}")
     if cfg.layer is not None:
         check_int("layer", cfg.layer, 0, base.n_layers)
@@ -308,7 +297,7 @@ def _discover(cfg: DiscoverConfig, fresh: bool) -> dict:
     ckpt = out / "checkpoint"
     start_step, state = (0, ckpt) if fresh else resume_state(ckpt, cfg)
     if start_step and not frozen:
-        base = load_model(state / "base")
+        base = load_model(state / "base", device=cfg.device)
     for p in base.parameters():
         p.requires_grad_(not frozen)
     base.train(not frozen)
@@ -319,6 +308,7 @@ def _discover(cfg: DiscoverConfig, fresh: bool) -> dict:
                                                codebook=cfg.codebook))
     if start_step:
         meta.load_state_dict(load_metacontroller(state).state_dict())
+    meta.to(cfg.device)
     groups = [{"params": list(meta.parameters()), "lr": cfg.lr}]
     if not frozen:
         groups.append({"params": list(base.parameters()), "lr": cfg.base_lr})
@@ -335,10 +325,12 @@ def _discover(cfg: DiscoverConfig, fresh: bool) -> dict:
         # continues exactly as the uninterrupted one would have
         rng = np.random.default_rng([cfg.seed, step])
         torch.manual_seed(int(rng.integers(2**62)))
-        batch = pad_episodes(data, similar_length_batch(data, train, cfg.batch_size, rng))
+        batch = pad_episodes(data, similar_length_batch(data, train, cfg.batch_size, rng),
+                             device=cfg.device)
         weight = cfg.alpha * min(1.0, step / cfg.kl_warmup) if cfg.kl_warmup else cfg.alpha
-        loss, parts, _ = elbo_terms(base, meta, batch, weight,
-                                    obs_weight=0.0 if frozen else cfg.obs_weight)
+        with autocast(cfg.precision, cfg.device):
+            loss, parts, _ = elbo_terms(base, meta, batch, weight,
+                                        obs_weight=0.0 if frozen else cfg.obs_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
@@ -378,14 +370,15 @@ def plot_beta_traces(base: BaseModel, meta: Metacontroller, data: Demonstrations
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    batch = pad_episodes(data, index)
+    batch = pad_episodes(data, index, device=base.device)
     _, _, post = elbo_terms(base, meta, batch, 0.0, sample=False)
+    batch, beta = batch.to("cpu"), post.beta.cpu()
     fig, axes = plt.subplots(len(index), 1, figsize=(6, 1.1 * len(index) + 0.4), sharex=True,
                              squeeze=False)
     for ax, i in zip(axes[:, 0], range(len(index)), strict=True):
         length = int(batch.mask[i].sum())
         labels = batch.subgoals[i, :length].numpy()
-        ax.step(range(length), post.beta[i, :length].numpy(), where="mid", color="C0",
+        ax.step(range(length), beta[i, :length].numpy(), where="mid", color="C0",
                 label="beta")
         starts = boundaries(labels)
         for t in starts:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -31,13 +31,21 @@ class EpisodeBatch:
     def __len__(self) -> int:
         return self.obs.shape[0]
 
+    def to(self, device: str | torch.device | None) -> EpisodeBatch:
+        """This batch on ``device`` (itself when None or already there)."""
+        if device is None or self.obs.device == torch.device(device):
+            return self
+        return EpisodeBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
 
 def pad_episodes(data: Demonstrations, index: Sequence[int] | np.ndarray,
-                 keep_dtype: bool = False) -> EpisodeBatch:
+                 keep_dtype: bool = False,
+                 device: str | torch.device | None = None) -> EpisodeBatch:
     """Gather episodes ``index`` of ``data`` into one right-padded :class:`EpisodeBatch`.
 
     ``keep_dtype`` keeps the observations' stored dtype instead of float32: a quarter of the
     memory traffic for the gridworld's uint8 planes (models cast their input themselves).
+    ``device``: where the tensors are created (default: the CPU).
     """
     index = np.asarray(index, dtype=np.int64)
     lengths = data.episode_lengths[index]
@@ -53,7 +61,7 @@ def pad_episodes(data: Demonstrations, index: Sequence[int] | np.ndarray,
     side = {k: np.where(mask, getattr(data, k)[src], -1) for k in ("subgoals", "targets")}
     return EpisodeBatch(obs=torch.from_numpy(obs), actions=torch.from_numpy(actions),
                         mask=torch.from_numpy(mask), subgoals=torch.from_numpy(side["subgoals"]),
-                        targets=torch.from_numpy(side["targets"]))
+                        targets=torch.from_numpy(side["targets"])).to(device)
 
 
 def split_episodes(num_episodes: int, val_fraction: float,
@@ -82,8 +90,9 @@ def similar_length_batch(data: Demonstrations, index: np.ndarray, batch_size: in
 
 
 def iterate_batches(data: Demonstrations, index: np.ndarray, batch_size: int,
-                    rng: np.random.Generator | None = None) -> Iterator[EpisodeBatch]:
-    """Batches of episodes from ``index``, shuffled when ``rng`` is given."""
+                    rng: np.random.Generator | None = None,
+                    device: str | torch.device | None = None) -> Iterator[EpisodeBatch]:
+    """Batches of episodes from ``index`` (on ``device``), shuffled when ``rng`` is given."""
     order = rng.permutation(index) if rng is not None else index
     for start in range(0, len(order), batch_size):
-        yield pad_episodes(data, order[start : start + batch_size])
+        yield pad_episodes(data, order[start : start + batch_size], device=device)

@@ -57,8 +57,10 @@ Collector = Callable[[list[int], torch.Generator], tuple[Trajectories, dict]]
 statistics (the same keys every batch, ``success_rate`` among them)."""
 
 CHECKPOINT = "checkpoint.safetensors"
-RUN_SETTINGS = ("out_dir", "episodes", "progress", "overwrite", "env_workers")
-"""Config fields that do not change a run's results: a run may continue with other values."""
+RUN_SETTINGS = ("out_dir", "episodes", "progress", "overwrite", "env_workers", "device",
+                "precision")
+"""Config fields that do not define a run: it may continue with other values (where it runs
+and in what precision change results only by rounding)."""
 MAX_SEED = 2**32 - 2
 """Episode seeds are ``seed * 2**32 + index``: unsigned 64-bit integers."""
 _LEGACY_MARKER = "policy.json"

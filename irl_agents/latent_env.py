@@ -30,8 +30,8 @@ thin fronts over it.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -39,8 +39,8 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+from torch import Tensor, nn
 
-from irl_agents.metacontroller import Metacontroller
 from irl_agents.models import BaseModel, LinearController
 from irl_agents.raw_batch import RawBatch
 from irl_envs.episode_rng import episode_bits
@@ -49,19 +49,70 @@ from irl_envs.sb3 import SB3VecEnv
 _ACTION_STREAM = 7  # episode_rng stream of the raw-action noise
 
 
+class ControllerSpec(Protocol):
+    """The settings the latent env reads from a latent controller's ``cfg``."""
+
+    d_model: int
+    """Residual width of the base model it controls."""
+    layer: int
+    """The boundary it reads and writes."""
+    n_z: int
+    """Code size: the latent action's size."""
+    n_h: int
+    """History size: part of the latent observation."""
+    rank: int
+    """Controller rank (0: full ``d x d`` matrices)."""
+
+
+@runtime_checkable
+class LatentController(Protocol):
+    """What the latent-action env needs from a metacontroller: its switching unit and decoder.
+
+    :class:`~irl_agents.metacontroller.Metacontroller` (with the hypernetwork or the codebook
+    decoder, e.g. from :func:`~irl_agents.metacontroller.codebook_metacontroller`) and the
+    CompILE baseline (:class:`baselines.compile.CompILE`) implement it; all are torch modules
+    (``parameters``, ``eval``, ``to``).
+    """
+
+    cfg: ControllerSpec
+
+    def decode(self, z: Tensor) -> LinearController:
+        """Controller ``e -> e + U e`` for codes ``z (..., n_z)``."""
+
+    def switch_prob(self, e: Tensor, h_prev: Tensor, z_prev: Tensor) -> Tensor:
+        """``beta_t`` in [0, 1] from ``e_t (..., d)``, ``h_{t-1} (..., n_h)`` and the code in
+        force ``z_{t-1} (..., n_z)``."""
+
+    def history_step(self, e: Tensor, h_prev: Tensor) -> Tensor:
+        """``h_t (B, n_h)`` from ``e_t (B, d)`` and ``h_{t-1}``."""
+
+    def initial_history(self, batch_size: int) -> Tensor:
+        """``h_0 (batch_size, n_h)`` on the module's device."""
+
+    def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
+
+    def eval(self) -> LatentController: ...
+
+    def to(self, *args: Any, **kwargs: Any) -> LatentController: ...
+
+
 class LatentCore:
     """Batched latent-action environment logic over a :class:`RawBatch`.
 
+    The base model's and the metacontroller's steps run on the base model's device (the
+    metacontroller is moved there); observations, actions and rewards are numpy arrays.
+
     Args:
         base: frozen base model.
-        meta: metacontroller whose decoder and switching unit are used.
+        meta: metacontroller (any :class:`LatentController`) whose decoder and switching unit
+            are used.
         raw: the raw environments.
         threshold: the switch fires when ``beta >= threshold``.
         z_bound: latent actions are clipped to ``[-z_bound, z_bound]``.
         greedy: take the base model's most likely raw action instead of sampling.
     """
 
-    def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
+    def __init__(self, base: BaseModel, meta: LatentController, raw: RawBatch,
                  threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
@@ -70,29 +121,31 @@ class LatentCore:
         if meta.cfg.d_model != base.d_model:
             raise ValueError(f"metacontroller width {meta.cfg.d_model} != base model width "
                              f"{base.d_model}")
-        self.base, self.meta, self.raw = base.eval(), meta.eval(), raw
+        self.device = base.device
+        self.base, self.meta, self.raw = base.eval(), meta.to(self.device).eval(), raw
         self.layer, self.threshold, self.z_bound, self.greedy = (meta.cfg.layer, threshold,
                                                                  z_bound, greedy)
         n, d, n_h = raw.num_envs, base.d_model, meta.cfg.n_h
         self.n = n
         self.obs_dim = d + n_h
         self.state = base.initial_state(n)
-        self.e = torch.zeros(n, d)
-        self.h = torch.zeros(n, n_h)
-        self.raw_obs = torch.zeros(n, raw.observation_space.shape[0])
+        dev = self.device
+        self.e = torch.zeros(n, d, device=dev)
+        self.h = self.meta.initial_history(n)
+        self.raw_obs = torch.zeros(n, raw.observation_space.shape[0], device=dev)
         self.seed = np.zeros(n, dtype=np.uint64)
         self.episode = np.zeros(n, dtype=np.uint64)
         self.t = np.zeros(n, dtype=np.int64)
         self.switch_times: list[list[int]] = [[] for _ in range(n)]
         self._seeded = np.zeros(n, dtype=bool)
         # the latent step in progress, per row
-        self.z = torch.zeros(n, meta.cfg.n_z)
+        self.z = torch.zeros(n, meta.cfg.n_z, device=dev)
         r = meta.cfg.rank
         self.a = self.b = self.u = None
         if r:
-            self.a, self.b = torch.zeros(n, d, r), torch.zeros(n, d, r)
+            self.a, self.b = torch.zeros(n, d, r, device=dev), torch.zeros(n, d, r, device=dev)
         else:
-            self.u = torch.zeros(n, d, d)
+            self.u = torch.zeros(n, d, d, device=dev)
         self.running = np.zeros(n, dtype=bool)
         self.reward = np.zeros(n, dtype=np.float32)
         self.raw_steps = np.zeros(n, dtype=np.int64)
@@ -100,7 +153,7 @@ class LatentCore:
         self.truncated = np.zeros(n, dtype=bool)
 
     def observation(self) -> np.ndarray:
-        return torch.cat([self.e, self.h], 1).numpy().astype(np.float32)
+        return torch.cat([self.e, self.h], 1).cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
     def reset(self, rows: np.ndarray, seeds: Sequence[int | None]) -> None:
@@ -117,10 +170,11 @@ class LatentCore:
             self.t[row] = 0
             self.switch_times[row] = [0]
         obs = self.raw.reset(rows, seeds)
-        mask = torch.zeros(self.n, dtype=torch.bool)
-        mask[torch.as_tensor(rows)] = True
+        idx = self._index(rows)
+        mask = torch.zeros(self.n, dtype=torch.bool, device=self.device)
+        mask[idx] = True
         self.base.reset_state_rows(self.state, mask)
-        self.raw_obs[torch.as_tensor(rows)] = torch.as_tensor(obs)
+        self.raw_obs[idx] = torch.as_tensor(obs, device=self.device)
         e, self.state = self.base.step_lower(self.raw_obs, self.state, self.layer, active=mask)
         self.e[mask] = e[mask]
         self.h[mask] = 0.0
@@ -130,18 +184,22 @@ class LatentCore:
         width = 2 * self.raw.action_space.shape[0] if self._continuous else out.logits.shape[1]
         u = episode_bits(self.seed[rows], self.episode[rows], _ACTION_STREAM, self.t[rows], width)
         u = torch.as_tensor(((u >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53)
-        idx = torch.as_tensor(rows)
-        if not self._continuous:
-            logits = out.logits[idx].double()
+        idx = self._index(rows)
+        if not self._continuous:  # sampled on the CPU in float64: the same on every device
+            logits = out.logits[idx].double().cpu()
             if self.greedy:
                 return logits.argmax(-1).numpy()
             return (logits - torch.log(-torch.log(u))).argmax(-1).numpy()
-        mean, std = out.mean[idx].double(), out.log_std[idx].double().exp()
+        mean, std = out.mean[idx].double().cpu(), out.log_std[idx].double().exp().cpu()
         if self.greedy:
             return mean.float().numpy()
         a = mean.shape[1]
         normal = torch.sqrt(-2 * torch.log(u[:, :a])) * torch.cos(2 * torch.pi * u[:, a:])
         return (mean + std * normal).float().numpy()
+
+    def _index(self, rows: np.ndarray) -> Tensor:
+        """``rows`` as an index tensor on the models' device."""
+        return torch.as_tensor(np.asarray(rows, dtype=np.int64), device=self.device)
 
     @property
     def _continuous(self) -> bool:
@@ -153,8 +211,8 @@ class LatentCore:
         rows = np.asarray(rows, dtype=np.int64)
         z = np.clip(latent_actions(z, (len(rows), self.meta.cfg.n_z)), -self.z_bound,
                     self.z_bound)
-        idx = torch.as_tensor(rows)
-        self.z[idx] = torch.as_tensor(z)
+        idx = self._index(rows)
+        self.z[idx] = torch.as_tensor(z, device=self.device)
         ctrl = self.meta.decode(self.z[idx])
         if ctrl.is_full:
             self.u[idx] = ctrl.u
@@ -171,7 +229,7 @@ class LatentCore:
         Returns the rows that stopped running: they switched or their episode ended.
         """
         rows = np.flatnonzero(self.running)
-        act = torch.as_tensor(self.running)
+        act = torch.as_tensor(self.running, device=self.device)
         controller = LinearController(u=self.u) if self.u is not None else LinearController(
             self.a, self.b)
         out, self.state = self.base.step_upper(controller(self.e), self.state, self.layer,
@@ -186,14 +244,14 @@ class LatentCore:
         cont[rows[~(term | trunc)]] = True
         self.running[ended] = False
         if cont.any():
-            cmask = torch.as_tensor(cont)
-            self.raw_obs[torch.as_tensor(rows)] = torch.as_tensor(obs)
+            cmask = torch.as_tensor(cont, device=self.device)
+            self.raw_obs[self._index(rows)] = torch.as_tensor(obs, device=self.device)
             e_new, self.state = self.base.step_lower(self.raw_obs, self.state, self.layer,
                                                      active=cmask)
             h_new = self.meta.history_step(self.e, self.h)
             self.h = torch.where(cmask[:, None], h_new, self.h)
             self.e = torch.where(cmask[:, None], e_new, self.e)
-            beta = self.meta.switch_prob(self.e, self.h, self.z).numpy()
+            beta = self.meta.switch_prob(self.e, self.h, self.z).cpu().numpy()
             switched = np.flatnonzero(cont & (beta >= self.threshold))
             for row in switched.tolist():
                 self.switch_times[row].append(int(self.t[row]))
@@ -286,7 +344,7 @@ class LatentActionEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
+    def __init__(self, base: BaseModel, meta: LatentController, raw: RawBatch,
                  threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False,
                  render_mode: str | None = None) -> None:
         if raw.num_envs != 1:
@@ -341,7 +399,7 @@ class LatentVectorEnv(VectorEnv):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4,
                 "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
+    def __init__(self, base: BaseModel, meta: LatentController, raw: RawBatch,
                  threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False,
                  max_episode_steps: int | None = None, render_mode: str | None = None) -> None:
         if max_episode_steps is not None and max_episode_steps < 1:
@@ -419,7 +477,7 @@ class LatentVecEnv(SB3VecEnv):
     one over the shipped models.
     """
 
-    def __init__(self, base: BaseModel, meta: Metacontroller, raw: RawBatch,
+    def __init__(self, base: BaseModel, meta: LatentController, raw: RawBatch,
                  threshold: float = 0.5, z_bound: float = 4.0, greedy: bool = False) -> None:
         super().__init__(LatentVectorEnv(base, meta, raw, threshold, z_bound, greedy),
                          full_infos=True)

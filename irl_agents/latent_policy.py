@@ -37,7 +37,7 @@ class LatentPolicy(EpisodicPolicy):
         self.hidden = hidden
 
     def initial_state(self, batch_size: int) -> Tensor:
-        return torch.zeros(1, batch_size, self.hidden)
+        return self.log_std.new_zeros(1, batch_size, self.hidden)
 
     def _dist(self, features: Tensor) -> Independent:
         return Independent(Normal(self.mean(features), self.log_std.exp()), 1)
@@ -46,7 +46,8 @@ class LatentPolicy(EpisodicPolicy):
     def act(self, obs: Tensor, state: Tensor, generator: torch.Generator | None = None):
         out, state = self.gru(self.norm(obs)[:, None], state)
         dist = self._dist(out[:, 0])
-        noise = torch.randn(dist.mean.shape, generator=generator)
+        # drawn on the CPU (the generator's device), so a run's noise is the same anywhere
+        noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean.device)
         z = dist.mean + noise * self.log_std.exp()
         return z, dist.log_prob(z), state
 

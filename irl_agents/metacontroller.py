@@ -18,7 +18,10 @@ trained on expert episodes with ``sum_t -ln p(a_t | o_1:t, z_1:t) + alpha KL(N(m
 N(0, I))``. No sparsity penalty: a switch costs KL, holding the previous code is free.
 
 At RL time (PAPER §6) the encoder is replaced by a policy; the switching unit and the decoder
-are used as they are (:meth:`Metacontroller.switch_step`, :meth:`Metacontroller.decode`).
+are used as they are (:meth:`Metacontroller.switch_prob`, :meth:`Metacontroller.decode`):
+the interface :class:`irl_agents.latent_env.LatentController`, which the codebook decoder
+(:func:`codebook_metacontroller`) and the CompILE baseline share. Files:
+:func:`irl_agents.models.checkpoint.save_metacontroller` / ``load_metacontroller``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from irl_agents.configs import DictConfig
 from irl_agents.models.controller import ControllerBank, LinearController
 
 EMBEDDINGS = ("global", "per_step")
@@ -36,7 +40,7 @@ EMBEDDINGS = ("global", "per_step")
 
 
 @dataclass
-class MetacontrollerConfig:
+class MetacontrollerConfig(DictConfig):
     """Architecture of a metacontroller (defaults: PAPER §5, gridworld)."""
 
     d_model: int = 128
@@ -72,17 +76,6 @@ class MetacontrollerConfig:
         if self.codebook < 0:
             raise ValueError(f"codebook must be 0 (continuous) or a number of controllers K > 0, "
                              f"got {self.codebook}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> MetacontrollerConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"MetacontrollerConfig: unknown field(s) {unknown}")
-        return cls(**data)
 
 
 def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
@@ -231,7 +224,8 @@ class Metacontroller(nn.Module):
         return self.history(e[:, None], h_prev[None])[1][0]
 
     def initial_history(self, batch_size: int) -> Tensor:
-        return torch.zeros(batch_size, self.cfg.n_h, device=self.hyper[0].weight.device)
+        """``h_0``: zeros ``(batch_size, n_h)`` on the module's device."""
+        return self.history.weight_hh_l0.new_zeros(batch_size, self.cfg.n_h)
 
     # --------------------------------------------------------------------------- posterior
     def sequence_embedding(self, e: Tensor, mask: Tensor) -> Tensor:

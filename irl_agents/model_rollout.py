@@ -56,14 +56,17 @@ def rollout_success(model: BaseModel, venv: gym.vector.VectorEnv, seed: int,
     for _ in range(max_steps):
         ctrl = controller_fn(info) if controller_fn is not None else None
         x = obs if obs_fn is None else obs_fn(obs, info)
-        out, state = model.step(torch.as_tensor(x, dtype=torch.float32), state,
-                                controller=ctrl, layer=layer if ctrl is not None else None)
-        if model.config.discrete:
-            actions = (out.logits.argmax(-1) if greedy else
-                       torch.multinomial(out.logits.softmax(-1), 1, generator=gen)[:, 0])
+        x = torch.as_tensor(x, dtype=torch.float32, device=model.device)
+        out, state = model.step(x, state, controller=ctrl,
+                                layer=layer if ctrl is not None else None)
+        if model.config.discrete:  # sampled on the CPU, as the generator: the same anywhere
+            logits = out.logits.cpu()
+            actions = (logits.argmax(-1) if greedy else
+                       torch.multinomial(logits.softmax(-1), 1, generator=gen)[:, 0])
         else:
-            noise = torch.randn(out.mean.shape, generator=gen)
-            actions = out.mean if greedy else out.mean + noise * out.log_std.exp()
+            mean = out.mean.cpu()
+            noise = torch.randn(mean.shape, generator=gen)
+            actions = mean if greedy else mean + noise * out.log_std.exp().cpu()
         obs, reward, terminated, truncated, info = venv.step(actions.numpy())
         live = ~done
         length += live

@@ -20,7 +20,6 @@ seeded with ``(seed, step)``).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -28,11 +27,11 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from irl_agents.configs import DictConfig
 from irl_agents.episode_sources import EpisodeSource, ExpertStream, FileEpisodes
 from irl_agents.episodes import EpisodeBatch
 from irl_agents.models import (
@@ -46,15 +45,16 @@ from irl_agents.models import (
     save_model,
     save_tensors_atomic,
 )
-from irl_agents.models.config import GRID_ENCODERS, OBS_ENCODERS
+from irl_agents.models.config import GRID_ENCODERS
 from irl_agents.precision import PRECISIONS, autocast, autocast_dtype
 from irl_agents.run_folder import check_resume_budget, claim_run, run_config
 from irl_agents.run_logger import RunLogger
+from irl_envs.families import FAMILIES
 from irl_envs.validation import check_choice, check_device, check_float, check_int, check_seed
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(DictConfig):
     """Settings of one pretraining run."""
 
     dataset: str = ""
@@ -68,6 +68,13 @@ class PretrainConfig:
     """Streaming: episodes generated at once (one seed each chunk)."""
     stream_noise: float = 0.0
     """Streaming: expert noise (grid: probability of a random non-terminating move)."""
+    stream_relabel: bool = False
+    """Streaming: the ``stream_noise``-noisy expert's states labelled with its noise-free moves
+    (a departure from the paper's data, measured in docs/scaling_grid.md); held-out episodes
+    stay the noise-free expert's."""
+    stream_envs: int = 4096
+    """Streaming: sub-environments generating a chunk (the chunks depend on it; runs before
+    this option existed used 256)."""
     stream_workers: int = 0
     """Streaming: worker processes generating the next chunks ahead (0: generate in the
     training process; a GPU needs several to be fed)."""
@@ -139,7 +146,7 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "keep_checkpoints", "val_episodes",
-                     "stream_chunk"):
+                     "stream_chunk", "stream_envs"):
             check_int(name, getattr(self, name), 1)
         for name in ("warmup_steps", "eval_every", "checkpoint_every", "num_threads"):
             check_int(name, getattr(self, name), 0)
@@ -151,30 +158,12 @@ class PretrainConfig:
         check_float("stream_noise", self.stream_noise, low=0.0, high=1.0)
         if check_float("val_fraction", self.val_fraction, low=0.0, high=1.0) == 1.0:
             raise ValueError("val_fraction must be < 1 (some episodes must be left to train on)")
-        check_choice("stream", self.stream, ("", "grid", "ant"))
+        check_choice("stream", self.stream, ("", *FAMILIES))
         check_choice("lr_schedule", self.lr_schedule, ("constant", "cosine", "wsd"))
         check_choice("obs_likelihood", self.obs_likelihood, ("auto", "bernoulli", "gaussian"))
         check_choice("precision", self.precision, PRECISIONS)
         for step in self.milestones:  # may lie past ``steps``: reached when the run is extended
             check_int("milestones", step, 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (the model config nested)."""
-        d = dataclasses.asdict(self)
-        d["model"] = self.model.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
-        """Inverse of :meth:`to_dict`; ``ValueError`` on unknown keys."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"PretrainConfig: unknown field(s) {unknown}")
-        data = dict(data)
-        if isinstance(data.get("model"), dict):
-            data["model"] = ModelConfig.from_dict(data["model"])
-        return cls(**data)
 
 
 # ---------------------------------------------------------------------------------- data
@@ -186,7 +175,8 @@ def episode_source(cfg: PretrainConfig) -> EpisodeSource:
     if cfg.stream:
         return ExpertStream(cfg.stream, cfg.batch_size, cfg.seed, cfg.val_episodes,
                             chunk_episodes=cfg.stream_chunk, noise=cfg.stream_noise,
-                            workers=cfg.stream_workers)
+                            workers=cfg.stream_workers, relabel=cfg.stream_relabel,
+                            num_envs=cfg.stream_envs)
     val_fraction = cfg.val_fraction if cfg.eval_every else 0.0
     return FileEpisodes(cfg.dataset, cfg.batch_size, cfg.seed, val_fraction, cfg.val_episodes)
 
@@ -254,7 +244,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     """Train a base model; returns the folder of the final model (``out_dir/model``)."""
     check_device(cfg.device)
     with claim_run(cfg.out_dir, "pretrain", run_config(cfg.to_dict(), RUN_SETTINGS),
-                   overwrite=cfg.overwrite,
+                   overwrite=cfg.overwrite, defaults=PretrainConfig().to_dict(),
                    legacy=("pretrain_config.json", "checkpoints/latest.json")) as run:
         return _pretrain(cfg, fresh=run.fresh)
 
@@ -421,106 +411,3 @@ def _pretrain(cfg: PretrainConfig, fresh: bool) -> Path:
         },
     )
 
-
-# ---------------------------------------------------------------------------------- CLI
-def add_subcommand(sub: argparse._SubParsersAction) -> None:
-    """Register ``irl pretrain``."""
-    from irl_agents.commands import add_common, add_overwrite
-
-    p = sub.add_parser(
-        "pretrain",
-        help="pretrain a base model on expert demonstrations",
-        description="Train the autoregressive base model (PAPER §3) on a demonstration dataset.",
-    )
-    d, m = PretrainConfig(), ModelConfig()
-    data = p.add_mutually_exclusive_group(required=True)
-    data.add_argument("--dataset", help="demonstration dataset (.safetensors)")
-    data.add_argument("--stream", choices=["grid", "ant"],
-                      help="train on fresh expert episodes of this env family, each used once")
-    p.add_argument("--stream-chunk", type=int, default=d.stream_chunk,
-                   help=f"streaming: episodes generated at once (default {d.stream_chunk})")
-    p.add_argument("--stream-noise", type=float, default=d.stream_noise,
-                   help="streaming: expert noise (grid: probability of a random safe move)")
-    p.add_argument("--stream-workers", type=int, default=d.stream_workers,
-                   help="streaming: processes generating chunks ahead (default 0)")
-    p.add_argument("--out", default=d.out_dir, help=f"output folder (default {d.out_dir})")
-    p.add_argument("--kind", choices=["transformer", "ssm"], default=m.kind)
-    p.add_argument("--d-model", type=int, default=m.d_model)
-    p.add_argument("--n-layers", type=int, default=m.n_layers)
-    p.add_argument("--n-heads", type=int, default=m.n_heads)
-    p.add_argument("--d-mlp", type=int, default=m.d_mlp)
-    p.add_argument("--obs-encoder", choices=OBS_ENCODERS, default=m.obs_encoder,
-                   help="observation encoder (grid_conv: CNN over the gridworld's planes; "
-                        "grid_ego: the same, centred on the agent; grid_objects: centred, one "
-                        "shared encoder per colour)")
-    p.add_argument("--obs-likelihood", choices=["auto", "bernoulli", "gaussian"], default="auto")
-    p.add_argument("--obs-weight", "--lambda", dest="obs_weight", type=float, default=d.obs_weight)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--lr-schedule", choices=["constant", "cosine", "wsd"], default=d.lr_schedule)
-    p.add_argument("--decay-fraction", type=float, default=d.decay_fraction,
-                   help="wsd: share of the steps spent decaying (default 0.2)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--milestones", type=int, nargs="*", default=[], metavar="STEP",
-                   help="steps whose model is kept under OUT/milestones/ (a scaling curve)")
-    p.add_argument("--val-episodes", type=int, default=d.val_episodes,
-                   help=f"held-out episodes per validation pass (default {d.val_episodes})")
-    p.add_argument("--device", default=d.device, help=f"torch device (default {d.device})")
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="bf16 autocast for forward/backward; auto: where the device has "
-                        "native bf16 (default auto)")
-    p.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
-    add_overwrite(p)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    add_common(p)
-    p.set_defaults(run=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    model = ModelConfig(
-        kind=args.kind,
-        d_model=args.d_model,
-        n_layers=args.n_layers,
-        n_heads=args.n_heads,
-        d_mlp=args.d_mlp,
-        obs_encoder=args.obs_encoder,
-    )
-    cfg = PretrainConfig(
-        dataset=args.dataset or "",
-        stream=args.stream or "",
-        stream_chunk=args.stream_chunk,
-        stream_noise=args.stream_noise,
-        stream_workers=args.stream_workers,
-        out_dir=args.out,
-        model=model,
-        obs_likelihood=args.obs_likelihood,
-        obs_weight=args.obs_weight,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        lr_schedule=args.lr_schedule,
-        decay_fraction=args.decay_fraction,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        seed=args.seed,
-        log_every=args.log_every,
-        eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every,
-        milestones=args.milestones,
-        val_episodes=args.val_episodes,
-        device=args.device,
-        precision=args.precision,
-        resume=not args.no_resume,
-        overwrite=args.overwrite,
-        num_threads=args.threads,
-        progress=not args.no_progress,
-    )
-    path = pretrain(cfg)
-    print(f"model written to {path}")
-    if args.json:
-        meta = json.loads((path / "config.json").read_text())
-        save_json_atomic(args.json, {"model_dir": str(path), **meta["extra"]["final_train_losses"]})
-    return 0

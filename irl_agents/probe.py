@@ -47,11 +47,11 @@ def residual_features(model: BaseModel, data: Demonstrations, index: np.ndarray,
     model.eval()
     feats: list[list[Tensor]] = [[] for _ in range(model.n_layers + 1)]
     labels = []
-    for batch in iterate_batches(data, index, batch_size):
+    for batch in iterate_batches(data, index, batch_size, device=model.device):
         stream = model.residual_stream(batch.obs)
-        for layer, e in enumerate(stream):
-            feats[layer].append(e[batch.mask])
-        labels.append(batch.subgoals[batch.mask])
+        for layer, e in enumerate(stream):  # the probes are fitted on the CPU
+            feats[layer].append(e[batch.mask].cpu())
+        labels.append(batch.subgoals[batch.mask].cpu())
     return [torch.cat(f) for f in feats], torch.cat(labels)
 
 

@@ -7,7 +7,8 @@ every sub-environment at once, so the latent env talks to this smaller interface
 - :class:`GridRawBatch`: the gridworld's numpy core, stepping any subset of rows at once.
 - :class:`EnvListRawBatch`: any list of Gymnasium environments (e.g. the ant), one by one.
 - :class:`ProcessRawBatch`: :class:`EnvListRawBatch` slices in worker processes, stepped in
-  parallel (the ant on both cores).
+  parallel (the ant on both cores), through the worker plumbing it shares with the ant's
+  vector env (:mod:`irl_envs.worker_pool`).
 
 Seeding follows the gridworld's convention everywhere: a row reset with seed ``s`` starts a
 stream of episodes, later resets of that row without a seed take the next episode.
@@ -15,11 +16,6 @@ stream of episodes, later resets of that row without a seed take the next episod
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
-import os
-import sys
-import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -29,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from irl_envs.colour_sequence import ColourSequenceEnv, GridCore
+from irl_envs.worker_pool import WorkerPool, split_rows
 
 
 class RawBatch(ABC):
@@ -148,63 +145,35 @@ class EnvListRawBatch(RawBatch):
             env.close()
 
 
-def _serve(pipe, parent_pipe, make_env: Callable[[], gym.Env], num_envs: int) -> None:
-    """Worker loop: one :class:`EnvListRawBatch` answering ``(method, args)`` messages."""
-    parent_pipe.close()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import irl_envs  # noqa: F401  (registers the ids in a spawned process)
-
-    batch = EnvListRawBatch([make_env() for _ in range(num_envs)])
-    try:
-        while True:
-            method, args = pipe.recv()
-            if method == "close":
-                break
-            try:
-                pipe.send((True, getattr(batch, method)(*args)))
-            except Exception as err:  # report to the parent, keep serving
-                pipe.send((False, f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
-    except (KeyboardInterrupt, EOFError, BrokenPipeError):
-        pass
-    finally:
-        batch.close()
-        pipe.close()
+def _env_list(make_env: Callable[[], gym.Env], num_envs: int) -> EnvListRawBatch:
+    """One worker's share (built inside the worker process)."""
+    return EnvListRawBatch([make_env() for _ in range(num_envs)])
 
 
 class ProcessRawBatch(RawBatch):
     """N environments split over W worker processes that step their rows in parallel.
 
-    Row ``i`` lives in worker ``i * W // N``; results equal :class:`EnvListRawBatch` of the
-    same environments (same seeds, observations, infos). Worth it when one raw step costs
-    more than a pipe round trip (~50 us), as MuJoCo's ant does.
+    Row ``i`` lives in worker ``i * W // N``, which holds an :class:`EnvListRawBatch` of its
+    rows (the worker plumbing is :class:`irl_envs.worker_pool.WorkerPool`); results equal
+    :class:`EnvListRawBatch` of the same environments (same seeds, observations, infos). Worth
+    it when one raw step costs more than a pipe round trip (~50 us), as MuJoCo's ant does.
 
     Args:
         make_env: a picklable factory of one environment (e.g. ``partial(gym.make, id)``).
         num_envs: N.
         workers: W, at most N.
-        context: multiprocessing start method (default ``fork`` on Linux, else ``spawn``;
-            the workers run only MuJoCo and numpy, so forking a torch parent is safe).
+        context: multiprocessing start method (see :mod:`irl_envs.worker_pool`).
     """
 
     def __init__(self, make_env: Callable[[], gym.Env], num_envs: int, workers: int = 2,
                  context: str | None = None) -> None:
-        if num_envs < 1 or workers < 1:
-            raise ValueError(f"num_envs and workers must be >= 1, got {num_envs}, {workers}")
+        bounds = split_rows(num_envs, workers)
         self.num_envs = num_envs
-        workers = min(workers, num_envs)
-        bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
         self._starts = bounds[:-1]
-        self._owner = np.repeat(np.arange(workers), np.diff(bounds))
-        ctx = mp.get_context(context or ("fork" if sys.platform.startswith("linux") else "spawn"))
-        self._pipes, self._procs = [], []
-        for k in range(workers):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, daemon=True,
-                               args=(child, parent, make_env, int(bounds[k + 1] - bounds[k])))
-            proc.start()
-            child.close()
-            self._pipes.append(parent)
-            self._procs.append(proc)
+        self._owner = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+        self._pool = WorkerPool([partial(_env_list, make_env, int(b - a))
+                                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                                "ProcessRawBatch", context)
         probe = make_env()
         self.observation_space, self.action_space = probe.observation_space, probe.action_space
         probe.close()
@@ -212,18 +181,7 @@ class ProcessRawBatch(RawBatch):
 
     def _call(self, calls: dict[int, tuple[str, tuple]]) -> dict[int, Any]:
         """Send one call to each worker in ``calls`` at once, then gather the answers."""
-        for k, msg in calls.items():
-            self._pipes[k].send(msg)
-        out = {}
-        for k in calls:
-            try:
-                ok, value = self._pipes[k].recv()
-            except EOFError:
-                raise RuntimeError(f"ProcessRawBatch worker {k} died") from None
-            if not ok:
-                raise RuntimeError(f"ProcessRawBatch worker {k} failed:\n{value}")
-            out[k] = value
-        return out
+        return self._pool.request({k: (method, args, {}) for k, (method, args) in calls.items()})
 
     def _split(self, rows: np.ndarray) -> dict[int, np.ndarray]:
         """Positions in ``rows`` owned by each worker."""
@@ -261,22 +219,14 @@ class ProcessRawBatch(RawBatch):
         return self._one("info", row)
 
     def progress(self) -> np.ndarray:
-        out = self._call({k: ("progress", ()) for k in range(len(self._pipes))})
-        return np.concatenate([out[k] for k in range(len(self._pipes))])
+        return np.concatenate(self._pool.call_all("progress"))
 
     def render(self, row: int) -> np.ndarray:
         return self._one("render", row)
 
     def close(self) -> None:
         """Stop the workers (daemons: they also stop when the parent exits)."""
-        for pipe in self._pipes:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                pipe.send(("close", ()))
-        for proc in self._procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
-        self._pipes, self._procs = [], []
+        self._pool.close()
 
 
 def make_raw_batch(env: str, task_set: str, num_envs: int, task: str | None = None,

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from irl_agents.precision import autocast
+
 
 class EpisodicPolicy(nn.Module, ABC):
     """A (possibly recurrent) stochastic policy that can re-score whole trajectories."""
@@ -71,6 +73,9 @@ class PPOConfig:
     """Minibatches (of whole trajectories) per pass."""
     max_grad_norm: float = 1.0
     """Gradient clipping (0 disables it)."""
+    precision: str = "fp32"
+    """The update's forward pass: ``"fp32"``, ``"bf16"`` autocast, or ``"auto"`` (bf16 where
+    the device has it natively); see :mod:`irl_agents.precision`."""
 
 
 def trajectory_advantages(returns: Tensor) -> Tensor:
@@ -86,12 +91,15 @@ def ppo_update(policy: EpisodicPolicy, optimizer: torch.optim.Optimizer, batch: 
     stats = {"policy_loss": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0}
     updates = 0
     rng = generator or np.random.default_rng(0)
+    device = batch.obs.device
     for _ in range(cfg.epochs):
         order = rng.permutation(n)
         for part in np.array_split(order, cfg.minibatches):
-            idx = torch.as_tensor(part)
+            idx = torch.as_tensor(part, device=device)
             mask = batch.mask[idx].to(torch.float32)
-            new = policy.log_prob(batch.obs[idx], batch.actions[idx], batch.mask[idx])
+            with autocast(cfg.precision, device):
+                new = policy.log_prob(batch.obs[idx], batch.actions[idx], batch.mask[idx])
+            new = new.float()
             log_ratio = (new - batch.log_probs[idx]) * mask
             ratio = log_ratio.exp()
             a = adv[idx][:, None]

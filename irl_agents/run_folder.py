@@ -136,7 +136,8 @@ def records(path: Path, key: str) -> bool:
 
 def claim_run(out: str | os.PathLike, command: str, config: Mapping[str, Any], *,
               overwrite: bool = False,
-              legacy: Iterable[str] | Callable[[Path], bool] = ()) -> RunFolder:
+              legacy: Iterable[str] | Callable[[Path], bool] = (),
+              defaults: Mapping[str, Any] | None = None) -> RunFolder:
     """Claim ``out`` for a run of ``command`` with ``config``; see the module docstring.
 
     Args:
@@ -147,6 +148,9 @@ def claim_run(out: str | os.PathLike, command: str, config: Mapping[str, Any], *
         legacy: files (or a test of the folder) that mark a run of ``command`` written
             before run folders were recorded; such a folder is adopted (the command checks
             its own checkpoint).
+        defaults: the default of every setting. A setting added to the library after a run
+            was recorded is missing from its record; it matches when ``config`` has its
+            default, so a new option does not lock old runs out.
 
     Raises:
         RunFolderError: the folder belongs to another run, or another process holds it.
@@ -162,7 +166,7 @@ def claim_run(out: str | os.PathLike, command: str, config: Mapping[str, Any], *
     lock = _Lock(path / LOCK_FILE)
     try:
         remove_orphans(path)  # temporary files of a writer killed mid-write
-        fresh = _check(path, command, config, overwrite, legacy)
+        fresh = _check(path, command, config, overwrite, legacy, run_config(defaults or {}))
         if fresh or not (path / RUN_FILE).is_file():
             write_json(path / RUN_FILE, {"format": _FORMAT, "command": command,
                                          "config": config, "versions": versions()})
@@ -180,7 +184,7 @@ def _holds_any(markers: tuple[str, ...]) -> Callable[[Path], bool]:
 
 
 def _check(path: Path, command: str, config: dict, overwrite: bool,
-           legacy: Callable[[Path], bool]) -> bool:
+           legacy: Callable[[Path], bool], defaults: dict) -> bool:
     """Whether the run starts fresh; raises if the folder may not be written."""
     hint = "choose another output folder, or pass --overwrite (overwrite=True) to replace it"
     record = path / RUN_FILE
@@ -188,6 +192,8 @@ def _check(path: Path, command: str, config: dict, overwrite: bool,
         try:
             saved = json.loads(record.read_text())
             old_command, old_config = saved["command"], saved["config"]
+            old_config = {k: defaults[k] for k in config if k not in old_config
+                          and k in defaults} | old_config
         except (OSError, ValueError, KeyError, TypeError) as err:
             if not overwrite:
                 raise RunFolderError(f"{record} is unreadable ({err}); {hint}") from None

@@ -28,25 +28,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from irl_agents.configs import DictConfig
 from irl_agents.controllers import ControllerConfig, train_controllers
-from irl_agents.discovery import (
-    check_base_reads,
-    check_controls,
-    load_metacontroller,
-    save_metacontroller,
-)
+from irl_agents.discovery import check_base_reads, check_controls
 from irl_agents.episodes import pad_episodes
 from irl_agents.metacontroller import Metacontroller, codebook_metacontroller
-from irl_agents.models import BaseModel, load_model
+from irl_agents.models import BaseModel, load_metacontroller, load_model, save_metacontroller
+from irl_agents.precision import PRECISIONS
 from irl_agents.run_folder import claim_run, run_config
 from irl_envs.atomic import write_json
 from irl_envs.datasets import Demonstrations, load_dataset
-from irl_envs.validation import check_float, check_int, check_seed
+from irl_envs.validation import check_choice, check_device, check_float, check_int, check_seed
 from irl_envs.versions import versions
 
 
 @dataclass
-class SegmentCodesConfig:
+class SegmentCodesConfig(DictConfig):
     """Segment-end codes for a trained metacontroller."""
 
     base: str = ""
@@ -69,6 +66,10 @@ class SegmentCodesConfig:
     """Gradient steps of the per-group controllers."""
     seed: int = 0
     """Seed of k-means and controller training."""
+    device: str = "cpu"
+    """Torch device of the models (k-means runs on the CPU)."""
+    precision: str = ControllerConfig.precision
+    """Forward pass of the controllers' training (:mod:`irl_agents.precision`)."""
     overwrite: bool = False
     """Replace a run with other settings in ``out_dir`` instead of refusing to start."""
     progress: bool = True
@@ -79,6 +80,8 @@ class SegmentCodesConfig:
             check_int(name, getattr(self, name), 1)
         check_float("threshold", self.threshold, positive=True, high=1.0)
         check_seed("seed", self.seed)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_device(self.device)
 
     def resolved(self) -> SegmentCodesConfig:
         """This config with empty model paths replaced by the shipped grid models (absolute
@@ -100,19 +103,21 @@ def segment_ends(base: BaseModel, meta: Metacontroller, data: Demonstrations,
     ends, spans = [], []
     for start in range(0, data.num_episodes, batch_size):
         index = np.arange(start, min(start + batch_size, data.num_episodes))
-        batch = pad_episodes(data, index)
+        batch = pad_episodes(data, index, device=base.device)
         res = base(batch.obs, return_residual_at=[0, meta.cfg.layer], predict_obs=False).residuals
         beta = meta.posterior(res[meta.cfg.layer], batch.mask, sample=False).beta
         obs0 = res[0]
-        final = torch.as_tensor(data.final_observations[index], dtype=torch.float32)
+        final = torch.as_tensor(data.final_observations[index], dtype=torch.float32,
+                                device=base.device)
         final0 = base(final[:, None], return_residual_at=0, predict_obs=False).residual[:, 0]
         for row, episode in enumerate(index.tolist()):
             n = int(data.episode_lengths[episode])
-            cuts = [0, *(np.flatnonzero(beta[row, 1:n].numpy() >= threshold) + 1).tolist(), n]
+            cuts = [0, *(np.flatnonzero(beta[row, 1:n].cpu().numpy() >= threshold) + 1).tolist(),
+                    n]
             for a, b in zip(cuts[:-1], cuts[1:], strict=True):
                 ends.append(obs0[row, b] if b < n else final0[row])
                 spans.append((episode, a, b))
-    return torch.stack(ends), np.asarray(spans, dtype=np.int64)
+    return torch.stack(ends).cpu(), np.asarray(spans, dtype=np.int64)
 
 
 def kmeans(x: Tensor, k: int, seed: int, restarts: int = 5, iters: int = 50
@@ -178,14 +183,16 @@ def contingency(groups: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
 def segment_codes(cfg: SegmentCodesConfig) -> dict:
     """Build and save the segment-end-code metacontroller; returns the summary."""
     cfg = cfg.resolved()
-    config = run_config(dataclasses.asdict(cfg), ("out_dir", "progress", "overwrite"))
+    config = run_config(dataclasses.asdict(cfg),
+                        ("out_dir", "progress", "overwrite", "device", "precision"))
     with claim_run(cfg.out_dir, "segment-codes", config, overwrite=cfg.overwrite):
         return _segment_codes(cfg)
 
 
 def _segment_codes(cfg: SegmentCodesConfig) -> dict:
     start = time.perf_counter()
-    base, meta = load_model(cfg.base).eval(), load_metacontroller(cfg.meta).eval()
+    base = load_model(cfg.base, device=cfg.device)
+    meta = load_metacontroller(cfg.meta, device=cfg.device).eval()
     data = load_dataset(cfg.dataset)
     check_base_reads(base, cfg.base, data.obs_dim, data.discrete, f"dataset {cfg.dataset}")
     check_controls(meta, base, cfg.meta)
@@ -198,7 +205,7 @@ def _segment_codes(cfg: SegmentCodesConfig) -> dict:
     bank, info = train_controllers(
         base, dataclasses.replace(data, subgoals=labels),
         ControllerConfig(layer=meta.cfg.layer, rank=meta.cfg.rank, steps=cfg.controller_steps,
-                         seed=cfg.seed), progress=cfg.progress)
+                         seed=cfg.seed, precision=cfg.precision), progress=cfg.progress)
     out = Path(cfg.out_dir)
     save_metacontroller(codebook_metacontroller(meta, bank), out,
                         extra={"segment_codes": dataclasses.asdict(cfg)})

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from irl_agents.discovery import load_metacontroller
 from irl_agents.latent_env import LatentActionEnv, LatentVectorEnv
-from irl_agents.models import load_model
+from irl_agents.models import load_metacontroller, load_model
 from irl_agents.raw_batch import make_raw_batch
 
 WEIGHTS = Path(__file__).parent / "weights"

@@ -181,7 +181,7 @@ class GridCore:
     def target_cell(self) -> np.ndarray:
         """Cell of the next colour to visit, per environment."""
         colour = self.task[self._rows, np.minimum(self.next_index, self.task_len - 1)]
-        return np.argmax(self.cells == colour[:, None], axis=1)
+        return grid_logic.colour_cell(self.cells, colour)
 
     def info(self, i: int) -> dict[str, Any]:
         return {

@@ -431,7 +431,8 @@ def _validate(d: Demonstrations, path: Path) -> None:
 
 def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: int = 1000,
                      seed: int = 0, noise: float = 0.0, num_envs: int = 256,
-                     progress: bool = True, **expert_options: Any) -> Demonstrations:
+                     progress: bool = True, relabel: bool = False,
+                     **expert_options: Any) -> Demonstrations:
     """Roll out the family's expert and return its episodes as :class:`Demonstrations`.
 
     Every episode is reset with its own seed (``irl_envs.rollout.episode_seeds(seed, i)``,
@@ -445,16 +446,23 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
         noise: expert noise (grid: probability of a random safe action).
         num_envs: sub-environments stepped together.
         progress: show a progress bar.
+        relabel: record the expert's noise-free action at every step while executing its noisy
+            one (``noise > 0``): the states a noisy expert visits, each labelled with what
+            the expert would have done there (a departure from the paper's data; see
+            docs/scaling_grid.md). The recorded actions then do not replay the episodes.
         **expert_options: the family's expert options (grid: ``tie_break="first"``).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     fam, eid = family(env), env_id(env, task_set)
-    venv = fam.make_vec(eid, min(num_envs, episodes))
     expert = fam.make_expert(noise, seed, **expert_options)
+    if relabel and not hasattr(expert, "intended"):
+        raise ValueError(f"relabel: the {env} expert does not expose its noise-free actions")
+    venv = fam.make_vec(eid, min(num_envs, episodes))
     start = time.perf_counter()
     eps = run_episodes(venv, expert.act, episodes, seed, progress=progress, desc=f"{env} data",
-                       seed_episodes=True)
+                       seed_episodes=True,
+                       label=(lambda: expert.intended) if relabel else None)
     seconds = time.perf_counter() - start
     venv.close()
     task_list = sorted(set(eps.tasks))
@@ -480,6 +488,7 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
         meta={"env": env, "env_id": eid, "task_set": task_set,
               "max_episode_steps": gym.spec(eid).max_episode_steps,
               "tasks": [list(t) for t in task_list], "seed": seed, "noise": noise,
+              "relabelled": relabel,
               "expert_options": expert_options,
               "num_envs": venv.num_envs, "seconds": round(seconds, 3), "versions": versions(),
               "obs_shape": list(getattr(venv, "obs_planes", [])) or None},

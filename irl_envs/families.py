@@ -17,7 +17,11 @@ from irl_envs import NAMESPACE
 
 
 class Expert(Protocol):
-    """A demonstrator acting on a whole vector environment."""
+    """A demonstrator acting on a whole vector environment.
+
+    An expert that can label relabelled data (``generate_dataset(relabel=True)``) also has an
+    attribute ``intended``: the noise-free actions of its last ``act`` call.
+    """
 
     def act(self, env: gym.vector.VectorEnv) -> np.ndarray: ...
 

@@ -90,6 +90,42 @@ def action_costs(cells: np.ndarray, agent: np.ndarray, target: np.ndarray, grid_
     return np.minimum(cost, UNREACHABLE)
 
 
+def layout_from_obs(obs: np.ndarray, grid_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The layout and agent cell behind gridworld observations (the inverse of the env's
+    one-hot planes: colours, then walls, then the agent).
+
+    Args:
+        obs: ``(..., C * G * G)`` observations, any leading shape (e.g. a batch of episodes).
+        grid_size: G.
+
+    Returns:
+        ``cells (..., G*G)`` (a colour, a wall ``O + j``, or ``EMPTY``) and ``agent (...,)``.
+    """
+    g2 = grid_size * grid_size
+    planes = np.asarray(obs).reshape(*np.shape(obs)[:-1], -1, g2)
+    objects = planes[..., :-1, :]  # colour and wall planes, in the order of their values
+    cells = np.where(objects.any(-2), objects.argmax(-2), EMPTY)
+    return cells, planes[..., -1, :].argmax(-1)
+
+
+def colour_cell(cells: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The cell holding ``colour (...,)`` in each layout ``cells (..., G*G)``."""
+    return (cells == np.asarray(colour)[..., None]).argmax(-1)
+
+
+def fatal_moves(cells: np.ndarray, agent: np.ndarray, target: np.ndarray, grid_size: int,
+                num_colours: int) -> np.ndarray:
+    """``(..., 4)`` bool: action ``a`` enters a colour other than ``target``, which ends the
+    episode in failure (a move off the grid or into a wall stays put and is harmless).
+
+    ``cells (..., G*G)``, ``agent (...,)`` and ``target (...,)`` share their leading shape.
+    """
+    nxt = move_table(grid_size)[agent]  # (..., 4)
+    entered = np.take_along_axis(cells, nxt, -1)
+    colour = (entered >= 0) & (entered < num_colours)
+    return colour & (entered != np.asarray(target)[..., None]) & (nxt != agent[..., None])
+
+
 def _cell_bits(grid_size: int) -> np.ndarray:
     return np.left_shift(np.uint64(1), np.arange(grid_size * grid_size, dtype=np.uint64))
 

@@ -86,7 +86,8 @@ def _objects(values: np.ndarray) -> np.ndarray:
 
 def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.VectorEnv], np.ndarray],
                  episodes: int, seed: int, record: bool = True, progress: bool = True,
-                 desc: str = "episodes", seed_episodes: bool = False) -> Episodes:
+                 desc: str = "episodes", seed_episodes: bool = False,
+                 label: Callable[[], np.ndarray] | None = None) -> Episodes:
     """Collect the first ``episodes`` episodes to *start*, in start order.
 
     Choosing by start order (not finish order) makes the result depend only on the seed and
@@ -106,6 +107,9 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
             ``env.reset(seed=out.seeds[k])`` and its actions replay it exactly (as Minari's
             ``DataCollector`` seeds every episode). Needs a vector env that takes
             ``options={"reset_mask": ...}`` (Gymnasium >= 1.1).
+        label: called right after each ``policy`` call; what it returns is recorded as the
+            actions instead of what was executed (relabelled data: a noisy expert's states,
+            labelled with its noise-free moves). Such episodes do not replay from their actions.
     """
     n = venv.num_envs
     if seed_episodes:
@@ -125,9 +129,10 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
     bar = tqdm(total=episodes, desc=desc, disable=not progress, unit="ep")
     while not finished.all():
         actions = policy(venv)
+        recorded = actions if label is None else label()
         live = ~resetting & (uid < episodes)
         live_rows = np.flatnonzero(live)
-        before = (uid[live], length[uid[live]], obs[live], np.asarray(actions)[live],
+        before = (uid[live], length[uid[live]], obs[live], np.asarray(recorded)[live],
                   current_targets(info)[live]) if record and live.any() else None
         for i in live_rows[length[uid[live_rows]] == 0]:  # first step of an episode
             tasks[int(uid[i])] = task_row(info, i)

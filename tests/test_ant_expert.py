@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import irl_envs  # noqa: F401  (registers the ids)
+from irl_agents.ant_expert_training import AntCommandEnv, CommandEnvConfig, policy_from_sb3
 from irl_envs import grid_logic
 from irl_envs.ant_subgoals import AntSubgoalsEnv
 from irl_envs.experts.ant_expert import (
@@ -26,12 +27,9 @@ from irl_envs.experts.ant_locomotion import (
     DEFAULT_WEIGHTS,
     FEATURE_DIM,
     SMOKE_STATUS,
-    AntCommandEnv,
-    CommandEnvConfig,
     LocomotionPolicy,
     load_policy,
     policy_features,
-    policy_from_sb3,
     proprio_from_obs,
     save_policy,
 )
@@ -435,16 +433,18 @@ def test_train_locomotion_smoke_and_resume(tmp_path):
     import argparse
     import json
 
-    from irl_envs.experts.ant_locomotion import add_subcommand, config_from_args, train_locomotion
+    from irl_agents.ant_expert_training import TrainConfig, train_locomotion
+    from irl_agents.commands.options import from_args
+    from irl_agents.commands.train_ant_expert import add_subcommand
 
     parser = argparse.ArgumentParser()
     add_subcommand(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["train-ant-expert", "--steps", "256", "--n-envs", "2",
                               "--n-steps", "64", "--batch-size", "64", "--n-epochs", "1",
                               "--hidden", "16", "16", "--eval-episodes", "1",
-                              "--checkpoint-every", "128", "--progress", "false",
+                              "--checkpoint-every", "128", "--no-progress",
                               "--env.max-steps", "50", "--out", str(tmp_path)])
-    cfg = config_from_args(args)
+    cfg = from_args(TrainConfig, args)
     assert cfg.hidden == (16, 16) and cfg.env.max_steps == 50 and cfg.normalize is None
     summary = train_locomotion(cfg)
     assert summary["steps"] == 256

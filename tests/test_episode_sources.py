@@ -126,3 +126,32 @@ def test_stream_workers_give_the_same_batches():
             assert torch.equal(x.obs, y.obs) and torch.equal(x.actions, y.actions)
     finally:
         ahead.close()
+
+
+def test_relabelled_data_keeps_the_noisy_states_and_labels_them_with_the_clean_moves():
+    noisy = generate_dataset("grid", "pretrain", 24, seed=5, noise=0.5, num_envs=8,
+                             progress=False)
+    relabelled = generate_dataset("grid", "pretrain", 24, seed=5, noise=0.5, num_envs=8,
+                                  progress=False, relabel=True)
+    clean = generate_dataset("grid", "pretrain", 24, seed=5, num_envs=8, progress=False)
+    assert np.array_equal(noisy.observations, relabelled.observations)  # same trajectories
+    assert noisy.episode_lengths.mean() > clean.episode_lengths.mean()
+    changed = noisy.actions != relabelled.actions
+    assert 0.1 < changed.mean() < 0.6 and relabelled.meta["relabelled"]
+
+    def optimal(data) -> np.ndarray:  # does each recorded move shorten the way to the target?
+        from irl_envs import grid_logic
+
+        cells, agent = grid_logic.layout_from_obs(data.observations, 7)
+        target = grid_logic.colour_cell(cells, data.targets)
+        cost = grid_logic.action_costs(cells, agent, target, 7)
+        return cost[np.arange(len(cost)), data.actions] == cost.min(1)
+
+    assert optimal(relabelled).all() and not optimal(noisy).all()
+
+
+def test_stream_relabel_keeps_a_clean_held_out_set():
+    relabelled, clean = _stream(relabel=True, noise=0.5), _stream()
+    for a, b in zip(relabelled.val_batches(), clean.val_batches(), strict=True):
+        assert torch.equal(a.obs, b.obs) and torch.equal(a.actions, b.actions)
+    assert not torch.equal(relabelled.train_batch(0).obs[:, 0], clean.train_batch(0).obs[:, 0])

@@ -141,7 +141,7 @@ def test_pretrain_bad_dataset(tmp_path):
 def test_cli_subcommand(tmp_path):
     import argparse
 
-    from irl_agents.pretrain import add_subcommand
+    from irl_agents.commands.pretrain import add_subcommand
 
     data = write_dataset(tmp_path / "d.safetensors", True)
     parser = argparse.ArgumentParser()

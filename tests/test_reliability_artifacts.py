@@ -19,6 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from irl_agents.ant_expert_training import TrainConfig, train_locomotion
 from irl_agents.discovery import load_metacontroller, save_metacontroller
 from irl_agents.internal_rl import InternalRLConfig, internal_rl
 from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig
@@ -28,13 +29,7 @@ from irl_agents.run_folder import RunFolderError, claim_run
 from irl_agents.run_logger import RunLogger
 from irl_envs.atomic import atomic_path, remove_orphans, write_json
 from irl_envs.datasets import generate_dataset
-from irl_envs.experts.ant_locomotion import (
-    LocomotionPolicy,
-    TrainConfig,
-    load_policy,
-    save_policy,
-    train_locomotion,
-)
+from irl_envs.experts.ant_locomotion import LocomotionPolicy, load_policy, save_policy
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +229,14 @@ def test_a_locked_folder_refuses_a_second_writer_until_released(tmp_path):
         claim_run(tmp_path, "internal-rl", {"a": 1})
     first.release()
     claim_run(tmp_path, "internal-rl", {"a": 1}).release()
+
+
+def test_a_setting_added_later_matches_an_old_record_at_its_default(tmp_path):
+    claim_run(tmp_path, "pretrain", {"a": 1}).release()  # recorded before "b" existed
+    defaults = {"a": 0, "b": 7}
+    claim_run(tmp_path, "pretrain", {"a": 1, "b": 7}, defaults=defaults).release()
+    with pytest.raises(RunFolderError, match="b: 7 there, 8 now"):
+        claim_run(tmp_path, "pretrain", {"a": 1, "b": 8}, defaults=defaults)
 
 
 @pytest.mark.parametrize("content", ["{broken", '{"format": 1}', "[]"])

@@ -30,7 +30,7 @@ SEGMENT_CODES = ["segment-codes", "--base", "{base}", "--meta", "{meta}", "--dat
 DATA = ["data", "--episodes", "4", "--num-envs", "2", "--no-progress"]
 PROBE = ["probe", "--model", "{base}", "--dataset", "{data}"]
 CONTROLLERS = ["controllers", "--model", "{base}", "--dataset", "{data}", "--no-progress"]
-ANT = ["train-ant-expert", "--out", "{tmp}/ant", "--progress", "false"]
+ANT = ["train-ant-expert", "--out", "{tmp}/ant", "--no-progress"]
 
 MISUSES = [
     # counts and ranges

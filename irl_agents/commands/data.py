@@ -27,7 +27,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                         "first: a deterministic expert)")
     p.add_argument("--num-envs", type=int, default=256, help="sub-environments run together")
     p.add_argument("--out", type=Path, default=None,
-                   help="output file (default data/ENV-TASKSET-EPISODES-sSEED.safetensors)")
+                   help="the dataset file written (default: "
+                        "data/ENV-TASKSET-EPISODES-sSEED.safetensors)")
     p.add_argument("--minari", metavar="DATASET_ID",
                    help="also export to a local Minari dataset (needs the minari extra)")
     add_common(p)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from irl_agents.commands import add_common, add_overwrite
+from irl_agents.commands import add_common
+from irl_agents.commands.options import add_options, from_args
 from irl_agents.reporting import key_values, table
 from irl_envs.atomic import write_json
 
@@ -18,9 +19,13 @@ EPISODES = {"grid": 10_240, "ant": 5_120}
 NOVEL_TASK = "0-1-2-3"
 """The gridworld demo's second stage: a composition never seen in pretraining (pair 0-1 is
 never followed by 2-3), where the base model allows success (docs/results.md)."""
+_OPTIONS = ("seed", "device", "precision", "overwrite", "progress")
+"""The fields of ``InternalRLConfig`` the demo takes from the command line."""
 
 
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    from irl_agents.internal_rl import InternalRLConfig
+
     p = sub.add_parser("demo", help="internal RL from the shipped checkpoints (the main job)",
                        description="Internal RL from the shipped checkpoints: on the "
                                    "post-training task and (grid) on the novel composition "
@@ -31,7 +36,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                    help=f"episode budget (default per env: {EPISODES})")
     p.add_argument("--out", default="runs/demo",
                    help="output folder (a demo with the same settings there is continued)")
-    add_overwrite(p)
+    add_options(p, InternalRLConfig, only=_OPTIONS)
     add_common(p)
     p.set_defaults(run=run)
 
@@ -43,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from irl_agents.shipped import shipped
 
     def config(meta: str, task: str | None, out: Path) -> InternalRLConfig:
-        return InternalRLConfig(base=str(shipped(args.env, "base")), meta=str(meta), task=task,
-                                env=args.env, env_workers=2,  # the ant's raw envs on both cores
-                                episodes=EPISODES[args.env] if args.episodes is None
-                                else args.episodes, seed=args.seed, out_dir=str(out),
-                                overwrite=args.overwrite, progress=not args.no_progress)
+        return from_args(InternalRLConfig, args, only=_OPTIONS, base=str(shipped(args.env, "base")),
+                         meta=str(meta), task=task, env=args.env,
+                         env_workers=2,  # the ant's raw envs on both cores
+                         episodes=EPISODES[args.env] if args.episodes is None else args.episodes,
+                         out_dir=str(out))
 
     out = Path(args.out)
     stages = [("post-training task", config(shipped(args.env, "metacontroller"), None, out))]

@@ -7,17 +7,19 @@ import argparse
 from irl_agents.commands import add_common, check_options
 from irl_agents.reporting import table
 from irl_envs.atomic import write_json
+from irl_envs.validation import check_device
 
 
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", help="probe the residual stream for the current subgoal",
                        description="Fit a linear subgoal probe at every layer boundary and "
                                    "report held-out accuracy (the paper's Fig. 3).")
-    p.add_argument("--model", required=True, nargs="+", help="base model folder(s)")
+    p.add_argument("--base", "--model", dest="base", required=True, nargs="+",
+                   help="base model folder(s)")
     p.add_argument("--dataset", required=True, help="demonstrations with subgoal labels")
     p.add_argument("--episodes", type=int, default=2000, help="episodes used (default 2000)")
     p.add_argument("--plot", metavar="PNG", help="write accuracy vs layer")
-    add_common(p)
+    add_common(p, device=True)
     p.set_defaults(run=run)
 
 
@@ -27,10 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from irl_envs.datasets import load_dataset
 
     check_options(args, {"episodes": 1, "seed": 0})
+    check_device(args.device, "--device")
     data = load_dataset(args.dataset)
     results, rows = [], []
-    for path in args.model:
-        res = probe_subgoals(load_model(path), data, args.episodes, seed=args.seed)
+    for path in args.base:
+        res = probe_subgoals(load_model(path, device=args.device), data, args.episodes,
+                             seed=args.seed)
         results.append(res)
         rows += [{"model": path, **r, "chance": round(res.chance, 4)} for r in res.rows()]
     print(table(rows))

@@ -13,10 +13,12 @@ Public API::
     step_out, state = model.step_upper(e + delta, state, layer=2)
     model.reset_state_rows(state, done_mask)
     save_model(model, "runs/base", extra={...}); model = load_model("runs/base")
+    save_metacontroller(meta, "runs/meta"); meta = load_metacontroller("runs/meta")
 """
 
 from irl_agents.models.base import BaseModel, Controller, ModelOutput, ModelState, StepOutput
 from irl_agents.models.checkpoint import (
+    load_metacontroller,
     load_model,
     load_optimizer,
     load_tensors,
@@ -24,6 +26,7 @@ from irl_agents.models.checkpoint import (
     optimizer_to_tensors,
     read_checkpoint_meta,
     save_json_atomic,
+    save_metacontroller,
     save_model,
     save_tensors_atomic,
 )
@@ -61,6 +64,7 @@ __all__ = [
     "apply_linear_control",
     "build_model",
     "linear_scan",
+    "load_metacontroller",
     "load_model",
     "load_tensors",
     "load_optimizer",
@@ -68,6 +72,7 @@ __all__ = [
     "optimizer_to_tensors",
     "read_checkpoint_meta",
     "save_json_atomic",
+    "save_metacontroller",
     "save_model",
     "save_tensors_atomic",
 ]

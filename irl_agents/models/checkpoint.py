@@ -1,21 +1,30 @@
-"""Model checkpoints: ``model.safetensors`` + ``config.json`` in one folder, never pickle.
+"""Model files, never pickle: base models, metacontrollers, any module with a config,
+optimizer state.
 
-``config.json`` holds the :class:`ModelConfig`, the versions of torch / Python / this
-package, the tensor names and shapes, and a free ``extra`` dict from the caller. Every
-file is written atomically (temporary file in the same folder, fsync, ``os.replace``), so
-a crash never leaves a half-written file under the final name. Loading validates
-everything and raises ``ValueError`` naming the file and the problem.
+- Base models: ``model.safetensors`` + ``config.json`` in one folder (:func:`save_model`,
+  :func:`load_model`). ``config.json`` holds the :class:`ModelConfig`, the versions of torch /
+  Python / this package, the tensor names and shapes, and a free ``extra`` dict.
+- Metacontrollers: ``metacontroller.safetensors`` + ``metacontroller.json`` in one folder
+  (:func:`save_metacontroller`, :func:`load_metacontroller`), written by
+  :func:`save_module`, which also writes the CompILE baseline's files.
+- Optimizer state as named tensors plus JSON (:func:`optimizer_to_tensors`).
+
+Every file is written atomically (:mod:`irl_envs.atomic`: temporary file in the same folder,
+fsync, ``os.replace``), so a crash never leaves a half-written file under the final name.
+Loading validates everything and raises ``ValueError`` naming the file and the problem.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from irl_agents.models.base import BaseModel
 from irl_agents.models.config import ModelConfig
@@ -23,15 +32,18 @@ from irl_envs.atomic import atomic_path, write_json
 from irl_envs.validation import check_tensors
 from irl_envs.versions import versions
 
+if TYPE_CHECKING:
+    from irl_agents.metacontroller import Metacontroller
+
+M = TypeVar("M", bound=nn.Module)
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_NAME = "internal-rl-model"
 FORMAT_VERSION = 1
 
 
-def save_json_atomic(path: str | Path, data: dict[str, Any]) -> Path:
-    """Atomically write ``data`` as indented JSON."""
-    return write_json(path, data)
+save_json_atomic = write_json
+"""The name older code imports :func:`irl_envs.atomic.write_json` by (the same function)."""
 
 
 def save_tensors_atomic(
@@ -93,7 +105,7 @@ def save_model(
     save_tensors_atomic(
         out / MODEL_FILE, state, metadata={"format": FORMAT_NAME, "config": json.dumps(config)}
     )
-    save_json_atomic(out / CONFIG_FILE, meta)
+    write_json(out / CONFIG_FILE, meta)
     return out
 
 
@@ -142,6 +154,50 @@ def load_model(dir_or_path: str | Path, device: str | torch.device = "cpu") -> B
     check_tensors(f"{weights_path} (config {cfg_path})", tensors, model.state_dict())
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval()
+
+
+def save_module(module: nn.Module, config: dict[str, Any], folder: str | Path, name: str,
+                extra: dict[str, Any] | None = None) -> Path:
+    """Write ``folder/NAME.safetensors`` (the state dict) and ``folder/NAME.json`` (``config``,
+    versions and ``extra``), each atomically; returns the folder."""
+    folder = Path(folder)
+    save_tensors_atomic(folder / f"{name}.safetensors", module.state_dict())
+    write_json(folder / f"{name}.json", {"config": config, "versions": versions(), **(extra or {})})
+    return folder
+
+
+def load_module(folder: str | Path, name: str, build: Callable[[dict[str, Any]], M],
+                what: str) -> M:
+    """Inverse of :func:`save_module`: ``build(config)`` makes the module, whose tensors must
+    match the file's (names, shapes, dtypes, finite values); ``ValueError`` naming the folder
+    (``what`` says what it should hold) on a missing, corrupt or foreign file."""
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / f"{name}.json").read_text())["config"]
+        module = build(config)
+        tensors, _ = load_tensors(folder / f"{name}.safetensors")
+    except Exception as err:  # noqa: BLE001  (missing, corrupt or foreign files alike)
+        raise ValueError(f"{folder} is not a readable {what} ({err})") from None
+    check_tensors(str(folder / f"{name}.safetensors"), tensors, module.state_dict())
+    module.load_state_dict(tensors)
+    return module
+
+
+def save_metacontroller(meta: Metacontroller, folder: str | Path,
+                        extra: dict[str, Any] | None = None) -> Path:
+    """Write ``metacontroller.safetensors`` + ``metacontroller.json`` atomically."""
+    return save_module(meta, meta.cfg.to_dict(), folder, "metacontroller", extra)
+
+
+def load_metacontroller(folder: str | Path, device: str | torch.device = "cpu") -> Metacontroller:
+    """Inverse of :func:`save_metacontroller` (on ``device``); clear ``ValueError`` on a bad
+    folder."""
+    from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig
+
+    meta = load_module(folder, "metacontroller",
+                       lambda config: Metacontroller(MetacontrollerConfig.from_dict(config)),
+                       "metacontroller")
+    return meta.to(device)
 
 
 def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:

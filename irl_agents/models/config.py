@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from irl_agents.configs import DictConfig
 
 ModelKind = Literal["transformer", "ssm"]
 ObsEncoder = Literal["linear", "grid_conv", "grid_ego", "grid_objects", "ant_objects"]
@@ -14,7 +15,7 @@ ObsLikelihood = Literal["bernoulli", "gaussian"]
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(DictConfig):
     """Architecture of a base model. Serialisable to JSON with :meth:`to_dict`.
 
     The training-time observation loss weight (lambda of PAPER §3) is *not* part of the
@@ -130,21 +131,3 @@ class ModelConfig:
     def rnn_width(self) -> int:
         """Effective RG-LRU width (``d_rnn`` or ``d_model``)."""
         return self.d_rnn if self.d_rnn is not None else self.d_model
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; raises ``ValueError`` on unknown keys or bad values."""
-        if not isinstance(data, dict):
-            raise ValueError(f"ModelConfig.from_dict expects a dict, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown field(s) {unknown}")
-        try:
-            return cls(**data)
-        except TypeError as exc:  # e.g. missing/odd values
-            raise ValueError(f"ModelConfig: {exc}") from exc

@@ -29,10 +29,7 @@ message per worker per step, instead of one process and one message per environm
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
-import sys
-import traceback
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -46,6 +43,7 @@ from gymnasium.vector.utils import batch_space
 from irl_envs.ant_subgoals import AntSubgoalsEnv
 from irl_envs.experts.ant_planner import GridPlanner, layout_from_obs
 from irl_envs.rollout import current_targets, merge_info
+from irl_envs.worker_pool import WorkerPool, split_rows
 
 _GEOMETRY = ("grid_size", "cell_size", "num_colours", "num_walls")
 
@@ -190,86 +188,42 @@ class RecordLastStep(gym.vector.VectorWrapper):
 # ---------------------------------------------------------------------------- vector env
 
 
-def _worker(pipe, parent_pipe, env_id: str, num_envs: int, kwargs: dict) -> None:
-    parent_pipe.close()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import irl_envs  # noqa: F401  (registers the ids in a spawned process)
-
-    envs = None
-    try:
-        envs = gym.vector.SyncVectorEnv([partial(gym.make, env_id, **kwargs)] * num_envs,
-                                        autoreset_mode=AutoresetMode.NEXT_STEP)
-        while True:
-            cmd, data = pipe.recv()
-            try:
-                if cmd == "reset":
-                    out = envs.reset(seed=data[0], options=data[1])
-                elif cmd == "step":
-                    out = envs.step(data)
-                elif cmd == "call":
-                    out = envs.call(data[0], *data[1], **data[2])
-                elif cmd == "spaces":
-                    out = (envs.single_observation_space, envs.single_action_space,
-                           envs.metadata, envs.spec)
-                elif cmd == "close":
-                    pipe.send((True, None))
-                    break
-                else:
-                    raise ValueError(f"unknown command {cmd!r}")
-                pipe.send((True, out))
-            except Exception as err:  # report to the parent, keep serving
-                pipe.send((False, f"{type(err).__name__}: {err}\n{traceback.format_exc()}"))
-    except (KeyboardInterrupt, EOFError, BrokenPipeError):
-        pass
-    finally:
-        if envs is not None:
-            envs.close()
-        pipe.close()
+def _sync_envs(env_id: str, num_envs: int, kwargs: dict) -> gym.vector.SyncVectorEnv:
+    """One worker's share: a ``SyncVectorEnv`` (built inside the worker process)."""
+    return gym.vector.SyncVectorEnv([partial(gym.make, env_id, **kwargs)] * num_envs,
+                                    autoreset_mode=AutoresetMode.NEXT_STEP)
 
 
 class AntVectorEnv(gym.vector.VectorEnv):
     """N AntSubgoals environments in W worker processes (next-step autoreset).
 
     Equivalent to ``SyncVectorEnv([make(env_id)] * N)`` (same seeds, observations, infos), with
-    sub-environments ``[i * N / W, (i + 1) * N / W)`` stepped by worker i. Records
-    ``last_obs`` / ``last_info`` for :class:`AntExpert`.
+    sub-environments ``[i * N / W, (i + 1) * N / W)`` stepped by worker i (a
+    :class:`~irl_envs.worker_pool.WorkerPool`). Records ``last_obs`` / ``last_info`` for
+    :class:`AntExpert`.
 
     Args:
         env_id: registered id (``InternalRL/AntSubgoals-v0`` or ``...Pretrain-v0``).
         num_envs: N.
         workers: W, at most N (default 2).
-        context: multiprocessing start method. Default ``fork`` on Linux: workers start in
-            milliseconds and scripts need no ``if __name__ == "__main__"`` guard (as with
-            Gymnasium's ``AsyncVectorEnv``); the workers only run MuJoCo and numpy, never torch,
-            so the parent's torch threads are harmless. Elsewhere ``spawn``.
+        context: multiprocessing start method (see :mod:`irl_envs.worker_pool`).
         **kwargs: passed to ``gym.make``.
     """
 
     def __init__(self, env_id: str, num_envs: int, workers: int = 2,
                  context: str | None = None, **kwargs: Any):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.closed = True  # until the workers exist
+        bounds = split_rows(num_envs, workers)
         self.num_envs = int(num_envs)
-        workers = min(workers, self.num_envs)
-        bounds = np.linspace(0, self.num_envs, workers + 1).round().astype(int)
         self._slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:],
                                                               strict=True)]
-        if context is None:
-            context = "fork" if sys.platform.startswith("linux") else "spawn"
-        ctx = mp.get_context(context)
-        self._pipes, self._procs = [], []
+        self._pool = WorkerPool([partial(_sync_envs, env_id, sl.stop - sl.start, kwargs)
+                                 for sl in self._slices], "AntVectorEnv", context)
         self.closed = False
-        for sl in self._slices:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, daemon=True,
-                               args=(child, parent, env_id, sl.stop - sl.start, kwargs))
-            proc.start()
-            child.close()
-            self._pipes.append(parent)
-            self._procs.append(proc)
-        obs_space, act_space, metadata, spec = self._request([("spaces", None)] * workers)[0]
+        # attributes of a SyncVectorEnv, read from worker 0
+        obs_space, act_space, metadata, spec = (
+            self._pool.request({0: ("__getattribute__", (name,), {})})[0]
+            for name in ("single_observation_space", "single_action_space", "metadata", "spec"))
         self.single_observation_space, self.single_action_space = obs_space, act_space
         self.observation_space = batch_space(obs_space, self.num_envs)
         self.action_space = batch_space(act_space, self.num_envs)
@@ -282,25 +236,10 @@ class AntVectorEnv(gym.vector.VectorEnv):
         self.last_info: dict | None = None
 
     # ------------------------------------------------------------------ plumbing
-    def _request(self, messages: list[tuple[str, Any] | None]) -> list[Any]:
-        """One message per worker (None: that worker is left alone, its answer is None)."""
-        for pipe, msg in zip(self._pipes, messages, strict=True):
-            if msg is not None:
-                pipe.send(msg)
-        results = []
-        for pipe, msg in zip(self._pipes, messages, strict=True):
-            if msg is None:
-                results.append((True, None))
-                continue
-            try:
-                ok, out = pipe.recv()
-            except EOFError:
-                raise RuntimeError("an AntVectorEnv worker died") from None
-            results.append((ok, out))
-        errors = [out for ok, out in results if not ok]
-        if errors:
-            raise RuntimeError("AntVectorEnv worker failed:\n" + errors[0])
-        return [out for _, out in results]
+    def _request(self, calls: list[tuple[str, tuple, dict] | None]) -> list[Any]:
+        """One call per worker (None: that worker is left alone, its answer is None)."""
+        out = self._pool.request({k: c for k, c in enumerate(calls) if c is not None})
+        return [out.get(k) for k in range(len(calls))]
 
     def _merge(self, parts: list[tuple]) -> tuple:
         arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]) - 1)]
@@ -319,8 +258,9 @@ class AntVectorEnv(gym.vector.VectorEnv):
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if mask is None:
-            obs, info = self._merge(self._request([("reset", (seeds[sl], options or None))
-                                                   for sl in self._slices]))
+            obs, info = self._merge(self._request(
+                [("reset", (), {"seed": seeds[sl], "options": options or None})
+                 for sl in self._slices]))
             self.last_obs, self.last_info = obs, info
             return obs, info
         # Gymnasium's masked reset: only the sub-environments in reset_mask start a new
@@ -331,7 +271,8 @@ class AntVectorEnv(gym.vector.VectorEnv):
                              f"({self.num_envs},), got {mask!r}")
         if self.last_obs is None:
             raise gym.error.ResetNeeded("a masked reset needs a full reset first")
-        parts = self._request([("reset", (seeds[sl], {**options, "reset_mask": mask[sl]}))
+        parts = self._request([("reset", (), {"seed": seeds[sl],
+                                              "options": {**options, "reset_mask": mask[sl]}})
                                if mask[sl].any() else None for sl in self._slices])
         obs = np.concatenate([p[0] if p is not None else self.last_obs[sl]
                               for p, sl in zip(parts, self._slices, strict=True)])
@@ -343,30 +284,19 @@ class AntVectorEnv(gym.vector.VectorEnv):
     def step(self, actions):
         actions = np.asarray(actions)
         obs, reward, terminated, truncated, info = self._merge(
-            self._request([("step", actions[sl]) for sl in self._slices]))
+            self._request([("step", (actions[sl],), {}) for sl in self._slices]))
         self.last_obs, self.last_info = obs, info
         return obs, reward, terminated, truncated, info
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        parts = self._request([("call", (name, args, kwargs))] * len(self._pipes))
+        parts = self._pool.call_all("call", name, *args, **kwargs)
         return tuple(x for part in parts for x in part)
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         return self.call(name)
 
     def close_extras(self, **kwargs: Any) -> None:
-        for pipe in self._pipes:
-            try:
-                pipe.send(("close", None))
-                pipe.recv()
-            except (BrokenPipeError, EOFError, OSError):
-                pass
-        for proc in self._procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
-        for pipe in self._pipes:
-            pipe.close()
+        self._pool.close()
 
     def __del__(self):
         if not getattr(self, "closed", True):

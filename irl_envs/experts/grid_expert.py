@@ -38,6 +38,9 @@ class GridExpert:
         self.rng = np.random.default_rng(seed)
         self._key: np.ndarray | None = None
         self._dist: np.ndarray | None = None
+        self.intended: np.ndarray | None = None
+        """The noise-free moves of the last :meth:`batch_act` call (its return value replaces
+        some of them by random safe moves when ``eps > 0``): the labels of relabelled data."""
 
     def act(self, env: gym.Env | ColourSequenceVectorEnv) -> int | np.ndarray:
         """Action(s) for the current state of ``env``."""
@@ -55,6 +58,7 @@ class GridExpert:
         # Uniform tie-breaking: integer costs plus noise in [0, 0.5) keep the argmin optimal.
         jitter = 0.5 * self.rng.random(cost.shape) if self.tie_break == "uniform" else 0.0
         greedy = np.argmin(cost + jitter, axis=1)
+        self.intended = greedy
         if self.eps == 0.0:
             return greedy
         # Safe: the task stays solvable, i.e. the target is still reachable after the move

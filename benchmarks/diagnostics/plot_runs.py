@@ -5,9 +5,12 @@ Each group is ``LABEL=GLOB``: every folder matching GLOB that holds ``curve.csv`
 seed. Prints the Markdown table of ``irl compare`` (median over seeds, 25-75%) and writes the
 same median-and-band plot.
 
-Usage: python benchmarks/plot_runs.py "oracle codes=runs/oracle-irl-0123-s*"
+Usage: python benchmarks/diagnostics/plot_runs.py "oracle codes=runs/oracle-irl-0123-s*"
        "raw-action=runs/compare-grid/0-1-2-3/runs/raw-action/seed*" --out PNG [--title T]
        [--budgets 256 1024 10240]
+
+Backs docs/results.md, "An oracle code space: with colour codes, internal RL does work" and "Without
+labels: codes named by where a segment ends" (tables and figures of RL runs outside a sweep).
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ def load_group(label: str, pattern: str) -> list[dict]:
     return [run_record(folder, label, seed) for seed, folder in enumerate(folders)]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("groups", nargs="+", metavar="LABEL=GLOB")
     p.add_argument("--out", required=True, help="plot path (PNG)")
     p.add_argument("--title", default="")
     p.add_argument("--budgets", type=int, nargs="*", help="episode budgets for the table")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     runs, labels = [], []
     for group in args.groups:
         label, sep, pattern = group.partition("=")

@@ -1,10 +1,16 @@
 """Best achievable imitation of the gridworld expert by a model that knows the current target.
 
 The expert moves uniformly among the k optimal moves, so a perfect model scores action NLL
-E[log k] and accuracy E[1/k] on expert data. Usage: python benchmarks/expert_floor.py
+E[log k] and accuracy E[1/k] on expert data.
+
+Usage: python benchmarks/diagnostics/expert_floor.py [--episodes 2000] [--seed 0]
+
+Backs docs/results.md, "Gridworld expert" (the imitation floor of the expert data).
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -14,7 +20,12 @@ from irl_envs.experts.grid_expert import GridExpert
 from irl_envs.tasks import GRID_PRETRAIN_TASKS
 
 
-def main(episodes: int = 2000, seed: int = 0) -> None:
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--episodes", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    episodes, seed = args.episodes, args.seed
     venv = ColourSequenceVectorEnv(num_envs=episodes, tasks=GRID_PRETRAIN_TASKS)
     expert = GridExpert(seed=seed)
     venv.reset(seed=seed)

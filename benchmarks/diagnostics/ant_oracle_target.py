@@ -21,12 +21,15 @@ chosen colour, by handing it the first.
    model's ``val_action_mse`` (the true-target figure is the noise floor).
 
 Usage:
-    python benchmarks/ant_oracle_target.py make-data --dataset IN --out OUT
-    python benchmarks/ant_oracle_target.py rollout --model DIR [--task-set posttrain]
+    python benchmarks/diagnostics/ant_oracle_target.py make-data --dataset IN --out OUT
+    python benchmarks/diagnostics/ant_oracle_target.py rollout --model DIR [--task-set posttrain]
            [--episodes 200] [--greedy] [--seed 0]
-    python benchmarks/ant_oracle_target.py sensitivity --model DIR --dataset OUT
-    python benchmarks/ant_oracle_target.py markov --dataset OUT [--steps 4000]
-    python benchmarks/ant_oracle_target.py expert --dataset IN
+    python benchmarks/diagnostics/ant_oracle_target.py sensitivity --model DIR --dataset OUT
+    python benchmarks/diagnostics/ant_oracle_target.py markov --dataset OUT [--steps 4000]
+    python benchmarks/diagnostics/ant_oracle_target.py expert --dataset IN
+
+Backs docs/results.md, "Ant-pinpad: the pipeline at CPU scale" / "Five times the data, and the
+target handed to the model" (the "target given" rows and the Markov policy).
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ def sensitivity(model_dir: str, dataset: str, episodes: int = 256, window: int =
 
 class MarkovPolicy(nn.Module):
     """A Gaussian MLP policy on the current observation, with the hooks ``rollout_success``
-    uses (``config.discrete``, ``initial_state``, ``step``)."""
+    uses (``config.discrete``, ``device``, ``initial_state``, ``step``)."""
 
     config = SimpleNamespace(discrete=False)
 
@@ -138,6 +141,10 @@ class MarkovPolicy(nn.Module):
     def nll(self, obs: Tensor, actions: Tensor) -> Tensor:
         out = self(obs)
         return -Independent(Normal(out.mean, out.log_std.exp()), 1).log_prob(actions).mean()
+
+    @property
+    def device(self) -> torch.device:
+        return self.net[0].weight.device
 
     def initial_state(self, n: int) -> None:
         return None
@@ -200,7 +207,7 @@ def expert_sensitivity(dataset: str, episodes: int = 256, window: int = 20) -> N
             moments.append(expert.policy(features))
         (mu, log_std), (mu_wrong, _) = moments
         for name, m in (("true", mu), ("wrong", mu_wrong)):
-            err = expert.policy._finish(m).numpy() - ep["actions"]
+            err = expert.policy.bound(m).numpy() - ep["actions"]
             se[name].append((err**2).mean(-1))
         kl.append((0.5 * ((mu - mu_wrong) / log_std.exp()).pow(2)).sum(-1).numpy())
         near.append(near_new_target(target, window))
@@ -211,7 +218,7 @@ def expert_sensitivity(dataset: str, episodes: int = 256, window: int = 20) -> N
         "expert_mean_action_mse": {k: float(np.concatenate(v).mean()) for k, v in se.items()}}))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("make-data")
@@ -226,22 +233,26 @@ def main() -> None:
     s = sub.add_parser("sensitivity")
     s.add_argument("--model", required=True)
     s.add_argument("--dataset", required=True)
+    s.add_argument("--episodes", type=int, default=256, help="held-out episodes scored")
     m = sub.add_parser("markov")
     m.add_argument("--dataset", required=True)
     m.add_argument("--steps", type=int, default=4000)
+    m.add_argument("--batch-size", type=int, default=4096, help="steps per gradient step")
+    m.add_argument("--episodes", type=int, default=200, help="closed-loop episodes per task set")
     e = sub.add_parser("expert")
     e.add_argument("--dataset", required=True)
-    args = p.parse_args()
+    e.add_argument("--episodes", type=int, default=256, help="held-out episodes scored")
+    args = p.parse_args(argv)
     if args.command == "make-data":
         make_data(args.dataset, args.out)
     elif args.command == "rollout":
         rollout(args.model, args.task_set, args.episodes, args.greedy, args.seed)
     elif args.command == "sensitivity":
-        sensitivity(args.model, args.dataset)
+        sensitivity(args.model, args.dataset, args.episodes)
     elif args.command == "markov":
-        markov(args.dataset, args.steps)
+        markov(args.dataset, args.steps, args.batch_size, args.episodes)
     else:
-        expert_sensitivity(args.dataset)
+        expert_sensitivity(args.dataset, args.episodes)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,13 @@ alone picks a pair by chance, ~0.25).
 - ``ground truth`` (``--controller-steps N``): the labelled controllers of PAPER §4 at the
   same layer, for reference.
 
-Usage: python benchmarks/code_injection.py --meta irl_agents/weights/grid/metacontroller
+Usage: python benchmarks/diagnostics/code_injection.py --meta irl_agents/weights/grid/metacontroller
        [--base irl_agents/weights/grid/base] [--dataset data/grid-pretrain-20k.safetensors]
        [--episodes 256] [--codes 8] [--fit-steps 200] [--controller-steps 500]
+
+Backs docs/results.md, "Latent codes: do they mean "go to colour pair k"? (Fig. A4)", "Two more
+attempts at colour codes", "One decision per episode: the single pair 0-1" and "An oracle code
+space" (the injection rows).
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ import numpy as np
 import torch
 
 from irl_agents.controllers import ControllerConfig, train_controllers
-from irl_agents.discovery import elbo_terms, load_metacontroller
+from irl_agents.discovery import elbo_terms
 from irl_agents.episodes import pad_episodes, similar_length_batch, split_episodes
 from irl_agents.latent_env import LatentCore
 from irl_agents.model_rollout import rollout_success
-from irl_agents.models import BaseModel, load_model
+from irl_agents.models import BaseModel, load_metacontroller, load_model
 from irl_agents.raw_batch import make_raw_batch
 from irl_agents.reporting import table
 from irl_envs.colour_sequence import ColourSequenceVectorEnv
@@ -146,7 +150,7 @@ def inject(base: BaseModel, meta, code: torch.Tensor | None, pair: int, episodes
     return float(np.mean(progress >= 1)), float(np.mean(progress >= 2))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--meta", required=True)
     p.add_argument("--base", default="irl_agents/weights/grid/base")
@@ -158,7 +162,7 @@ def main() -> None:
     p.add_argument("--fit-steps", type=int, default=200)
     p.add_argument("--controller-steps", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     base, meta = load_model(args.base).eval(), load_metacontroller(args.meta).eval()

@@ -2,8 +2,11 @@
 
 Each run is ``LABEL=RUN_DIR`` (the folder holding ``metrics.csv``).
 
-Usage: python benchmarks/plot_pretrain.py "4k episodes=runs/ant/base-l1"
+Usage: python benchmarks/diagnostics/plot_pretrain.py "4k episodes=runs/ant/base-l1"
        "20k episodes=runs/ant/base-20k" --out PNG [--tag losses/val_action_nll] [--title T]
+
+Backs docs/results.md, "Five times the data, and the target handed to the model" (the figure
+ant_pretrain_curves.png).
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ def read_tag(run_dir: str | Path, tag: str) -> tuple[list[int], list[float]]:
     return steps, [points[s] for s in steps]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", metavar="LABEL=RUN_DIR")
     p.add_argument("--out", required=True)
     p.add_argument("--tag", default="losses/val_action_nll")
     p.add_argument("--title", default="")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     import matplotlib
 
     matplotlib.use("Agg")

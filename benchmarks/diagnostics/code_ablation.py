@@ -14,8 +14,11 @@ If "zero code" is as good as "own codes", the gain is code-independent and the c
 nothing the decoder uses. If the bias part alone gives most of the gain, the codes act as
 state-independent pushes (e.g. "go up"), not as "attend to colour k".
 
-Usage: python benchmarks/code_ablation.py --meta DIR [--base DIR] [--dataset FILE]
+Usage: python benchmarks/diagnostics/code_ablation.py --meta DIR [--base DIR] [--dataset FILE]
        [--episodes 500]
+
+Backs docs/results.md, "Latent codes: do they mean "go to colour pair k"? (Fig. A4)" (the ablation
+table) and the ant's metacontroller in "Ant-pinpad: the pipeline at CPU scale".
 """
 
 from __future__ import annotations
@@ -26,9 +29,8 @@ import json
 import numpy as np
 import torch
 
-from irl_agents.discovery import load_metacontroller
 from irl_agents.episodes import pad_episodes
-from irl_agents.models import load_model
+from irl_agents.models import load_metacontroller, load_model
 from irl_envs.datasets import load_dataset
 
 
@@ -62,13 +64,13 @@ def ablation_nll(base, meta, batch) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--meta", required=True)
     p.add_argument("--base", default="irl_agents/weights/grid/base")
     p.add_argument("--dataset", default="data/grid-pretrain-20k.safetensors")
     p.add_argument("--episodes", type=int, default=500)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     base, meta = load_model(args.base).eval(), load_metacontroller(args.meta).eval()
     data = load_dataset(args.dataset)

@@ -12,10 +12,12 @@ It also reports, on ``--task``, the success of codes from the prior (where inter
 and of a scripted latent policy that names the pair of the next target colour at every switch:
 the best any latent policy can do with this switching unit and these controllers.
 
-Usage: python benchmarks/oracle_codes.py --meta irl_agents/weights/grid/metacontroller
+Usage: python benchmarks/diagnostics/oracle_codes.py --meta irl_agents/weights/grid/metacontroller
        --out runs/oracle-meta [--base irl_agents/weights/grid/base]
        [--dataset data/grid-pretrain-20k.safetensors] [--steps 500] [--seed 0]
        [--task 0-1-2-3] [--episodes 1024]
+
+Backs docs/results.md, "An oracle code space: with colour codes, internal RL does work".
 """
 
 from __future__ import annotations
@@ -27,10 +29,9 @@ import numpy as np
 import torch
 
 from irl_agents.controllers import ControllerConfig, train_controllers
-from irl_agents.discovery import load_metacontroller, save_metacontroller
 from irl_agents.latent_env import LatentCore
 from irl_agents.metacontroller import Metacontroller, codebook_metacontroller
-from irl_agents.models import BaseModel, load_model
+from irl_agents.models import BaseModel, load_metacontroller, load_model, save_metacontroller
 from irl_agents.raw_batch import make_raw_batch
 from irl_envs.datasets import load_dataset
 
@@ -56,7 +57,7 @@ def latent_success(base: BaseModel, oracle: Metacontroller, task: str, episodes:
     return float(np.mean([core.info(i)["is_success"] for i in range(episodes)]))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--meta", required=True, help="metacontroller whose switching unit is used")
     p.add_argument("--out", required=True)
@@ -66,7 +67,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", default="0-1-2-3", help="task for the prior and scripted success")
     p.add_argument("--episodes", type=int, default=1024)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     start = time.perf_counter()
     base, meta = load_model(args.base), load_metacontroller(args.meta)
     data = load_dataset(args.dataset)

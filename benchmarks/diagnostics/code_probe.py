@@ -9,9 +9,12 @@ the held-out steps' chosen controllers split over the labels. Labels (``--label`
 - ``target_cell``: the grid cell of the next target colour in this episode's layout
   (gridworld only; "where to go" rather than "which colour").
 
-Usage: python benchmarks/code_probe.py --meta irl_agents/weights/grid/metacontroller [--mlp]
-       [--base irl_agents/weights/grid/base] [--dataset data/grid-pretrain-20k.safetensors]
+Usage: python benchmarks/diagnostics/code_probe.py --meta irl_agents/weights/grid/metacontroller
+       [--mlp] [--base irl_agents/weights/grid/base] [--dataset data/grid-pretrain-20k.safetensors]
        [--label subgoal|target_cell]
+
+Backs docs/results.md, "Latent codes: do they mean "go to colour pair k"? (Fig. A4)" (the probes
+of z_t) and "Two more attempts at colour codes".
 """
 
 from __future__ import annotations
@@ -22,21 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from irl_agents.discovery import elbo_terms, load_metacontroller
+from irl_agents.discovery import elbo_terms
 from irl_agents.episodes import pad_episodes
-from irl_agents.models import load_model
+from irl_agents.models import load_metacontroller, load_model
 from irl_agents.reporting import table
 from irl_envs.datasets import load_dataset
-
-
-def target_cells(batch, obs_shape: list[int], colours: int) -> torch.Tensor:
-    """``(B, T)`` row-major cell index of each step's target colour (gridworld observations
-    are ``(planes, G, G)`` one-hot stacks; plane c marks colour c's cell)."""
-    b, t, _ = batch.obs.shape
-    cells = obs_shape[1] * obs_shape[2]
-    planes = batch.obs.reshape(b, t, obs_shape[0], cells)[:, :, :colours]
-    target = batch.targets.clamp_min(0)
-    return planes.gather(2, target[..., None, None].expand(b, t, 1, cells))[:, :, 0].argmax(-1)
+from irl_envs.grid_logic import colour_cell, layout_from_obs
 
 
 @torch.no_grad()
@@ -44,19 +38,23 @@ def codes_and_labels(base, meta, data, index: np.ndarray, label: str = "subgoal"
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior-mean codes and labels of every valid step of ``index``'s episodes."""
     zs, ys = [], []
-    colours, shape = int(data.targets.max()) + 1, data.meta.get("obs_shape")
+    shape = data.meta.get("obs_shape")
     if label == "target_cell" and not shape:
         raise ValueError("label 'target_cell' needs a gridworld dataset (meta obs_shape)")
     for start in range(0, len(index), 200):
         batch = pad_episodes(data, index[start : start + 200])
         _, _, post = elbo_terms(base, meta, batch, 0.0, sample=False)
         zs.append(post.z[batch.mask])
-        y = batch.subgoals if label == "subgoal" else target_cells(batch, shape, colours)
+        if label == "subgoal":
+            y = batch.subgoals
+        else:  # the cell of each step's target colour
+            cells, _ = layout_from_obs(batch.obs.numpy(), shape[1])
+            y = torch.from_numpy(colour_cell(cells, batch.targets.clamp_min(0).numpy()))
         ys.append(y[batch.mask])
     return torch.cat(zs), torch.cat(ys).long()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--meta", required=True)
     p.add_argument("--base", default="irl_agents/weights/grid/base")
@@ -66,7 +64,7 @@ def main() -> None:
     p.add_argument("--mlp", action="store_true", help="one hidden layer of 128 instead of linear")
     p.add_argument("--label", choices=["subgoal", "target_cell"], default="subgoal")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     base, meta = load_model(args.base).eval(), load_metacontroller(args.meta).eval()
     data = load_dataset(args.dataset)

@@ -6,8 +6,11 @@ colours visited, episode length, and how the episodes ended (the env's ``info["e
 beside the ceiling of any policy that cannot see the task (``irl_envs.tasks.blind_ceiling``):
 a base model acting alone must guess the task, so it cannot beat that on the pretraining set.
 
-Usage: python benchmarks/base_rollout.py --model DIR --env ant [--task-set pretrain]
+Usage: python benchmarks/diagnostics/base_rollout.py --model DIR --env ant [--task-set pretrain]
        [--episodes 200] [--greedy] [--seed 0]
+
+Backs docs/results.md, "Ant-pinpad: the pipeline at CPU scale" (the base model alone, beside the
+blind ceiling) and "Five times the data, and the target handed to the model".
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from irl_envs.families import env_id, family
 from irl_envs.tasks import blind_ceiling, task_set
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--env", choices=["grid", "ant"], default="ant")
@@ -32,7 +35,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=200)
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     model = load_model(args.model).eval()
     start = time.perf_counter()

@@ -6,8 +6,11 @@ codes) on the post-training task or one ``--task``, and prints the success rate 
 finished episodes: the same problem ``irl internal-rl`` solves with the paper's critic-free
 PPO, through SB3's generic interface.
 
-Usage: python benchmarks/sb3_latent.py [--algo PPO|RecurrentPPO] [--episodes 10000] [--seed 0]
-       [--meta DIR] [--task 0-1-2-3]
+Usage: python benchmarks/diagnostics/sb3_latent.py [--algo PPO|RecurrentPPO] [--episodes 10000]
+       [--seed 0] [--base DIR] [--meta DIR] [--task 0-1-2-3]
+
+Backs docs/results.md, "Internal RL at CPU scale" and "Without labels: codes named by where a
+segment ends" (SB3 PPO on the latent env).
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from irl_agents.discovery import load_metacontroller
 from irl_agents.latent_env import LatentVecEnv
-from irl_agents.models import load_model
+from irl_agents.models import load_metacontroller, load_model
 from irl_agents.raw_batch import make_raw_batch
 from irl_agents.reporting import table
 from irl_agents.shipped import shipped
@@ -41,17 +43,18 @@ class EpisodeBudget(BaseCallback):
         return len(self.success) < self.budget
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algo", choices=["PPO", "RecurrentPPO"], default="PPO")
     parser.add_argument("--episodes", type=int, default=10_000)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base", default=str(shipped("grid", "base")))
     parser.add_argument("--meta", default=str(shipped("grid", "metacontroller")))
     parser.add_argument("--task", default=None, help="one task, e.g. 0-1-2-3 (default: the set)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    base, meta = load_model(shipped("grid", "base")), load_metacontroller(args.meta)
+    base, meta = load_model(args.base), load_metacontroller(args.meta)
     venv = LatentVecEnv(base.eval(), meta.eval(), make_raw_batch("grid", "posttrain",
                                                                  args.num_envs, args.task))
     venv.seed(args.seed)

@@ -4,8 +4,11 @@ Re-scores every given run folder on the same 500 held-out episodes (KL per step 
 action NLL per step = distortion, switching F1) and plots frozen vs co-trained runs, filled
 markers where switching is aligned (F1 >= 0.9).
 
-Usage: python benchmarks/rate_distortion.py --frozen runs/rd-frozen/alpha-* ...
+Usage: python benchmarks/diagnostics/rate_distortion.py --frozen runs/rd-frozen/alpha-* ...
        --cotrained runs/rd-cotrain/alpha-* --out docs/rate_distortion.png
+
+Backs docs/results.md, "Metacontroller at CPU scale" (Fig. 7, docs/rate_distortion.png) and "Three
+seeds at alpha 0.02".
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from irl_agents.discovery import load_metacontroller, score_switching
+from irl_agents.discovery import score_switching
 from irl_agents.episodes import split_episodes
-from irl_agents.models import load_model
+from irl_agents.models import load_metacontroller, load_model
 from irl_agents.plots import plot_rate_distortion
 from irl_agents.reporting import table
 from irl_envs.datasets import load_dataset
@@ -34,14 +37,14 @@ def score(folder: Path, data, threshold: float = 0.5) -> dict:
                                                              res.items()}, "run": str(folder)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frozen", nargs="*", default=[])
     parser.add_argument("--cotrained", nargs="*", default=[])
     parser.add_argument("--dataset", default="data/grid-pretrain-20k.safetensors")
     parser.add_argument("--out", default="docs/rate_distortion.png")
     parser.add_argument("--threshold", type=float, default=0.5, help="beta binarisation")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     data = load_dataset(args.dataset)
     runs = {}

@@ -11,8 +11,11 @@ For every step of held-out expert episodes this computes the probability the mod
 With ``--controller-steps N`` it also trains ground-truth subgoal controllers at ``--layer``
 (as ``irl controllers`` does) and reports the same figures with them switched on.
 
-Usage: python benchmarks/fatal_moves.py --model irl_agents/weights/grid/base
+Usage: python benchmarks/diagnostics/fatal_moves.py --model irl_agents/weights/grid/base
        [--dataset data/grid-pretrain-20k.safetensors] [--layer 1] [--controller-steps 500]
+
+Backs docs/results.md, "Ground-truth controllers: they steer, but not well enough for the 12-colour
+task" (where the model walks into a wrong colour).
 """
 
 from __future__ import annotations
@@ -26,26 +29,15 @@ from irl_agents.controllers import ControllerConfig, train_controllers
 from irl_agents.episodes import EpisodeBatch, pad_episodes
 from irl_agents.models import load_model
 from irl_agents.reporting import table
+from irl_envs import grid_logic
 from irl_envs.datasets import load_dataset
-from irl_envs.grid_logic import DELTAS
 
 
-def fatal_moves(batch: EpisodeBatch, colours: int, shape: tuple[int, int, int]) -> torch.Tensor:
+def fatal_moves(batch: EpisodeBatch, colours: int, grid_size: int) -> torch.Tensor:
     """``(B, T, A)`` bool: action a at step t moves onto a colour other than the target."""
-    c, g, _ = shape
-    planes = batch.obs.view(*batch.obs.shape[:2], c, g * g)
-    agent = planes[:, :, -1].argmax(-1)
-    r, q = agent // g, agent % g
-    colour_at = planes[:, :, :colours].argmax(2)
-    occupied = planes[:, :, :colours].sum(2) > 0
-    out = torch.zeros(*batch.obs.shape[:2], len(DELTAS), dtype=torch.bool)
-    for a, (dr, dq) in enumerate(DELTAS.tolist()):
-        rr, qq = r + dr, q + dq
-        inside = (rr >= 0) & (rr < g) & (qq >= 0) & (qq < g)
-        cell = (rr.clamp(0, g - 1) * g + qq.clamp(0, g - 1))[..., None]
-        out[..., a] = (occupied.gather(2, cell)[..., 0] & inside
-                       & (colour_at.gather(2, cell)[..., 0] != batch.targets))
-    return out
+    cells, agent = grid_logic.layout_from_obs(batch.obs.numpy(), grid_size)
+    return torch.from_numpy(grid_logic.fatal_moves(cells, agent, batch.targets.numpy(),
+                                                   grid_size, colours))
 
 
 def phase_rows(name: str, logits: torch.Tensor, batch: EpisodeBatch,
@@ -63,20 +55,19 @@ def phase_rows(name: str, logits: torch.Tensor, batch: EpisodeBatch,
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", default="data/grid-pretrain-20k.safetensors")
     parser.add_argument("--episodes", type=int, default=300, help="last N episodes are scored")
     parser.add_argument("--layer", type=int, default=1)
     parser.add_argument("--controller-steps", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model = load_model(args.model).eval()
     data = load_dataset(args.dataset)
-    shape = tuple(model.config.obs_shape)
     batch = pad_episodes(data, np.arange(data.num_episodes - args.episodes, data.num_episodes))
-    fatal = fatal_moves(batch, model.config.grid_colours, shape)
+    fatal = fatal_moves(batch, model.config.grid_colours, model.config.obs_shape[1])
     expert = fatal.gather(2, batch.actions.clamp_min(0)[..., None])[..., 0] & batch.mask
     assert not expert.any(), "the expert never makes a fatal move: action convention mismatch"
     with torch.no_grad():

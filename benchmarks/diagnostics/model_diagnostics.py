@@ -5,7 +5,11 @@
   last visit (odd colours, partners of the colour just entered) vs the others.
 - How safe is it? Probability it puts on moves that enter a wrong colour (fatal moves).
 
-Usage: python benchmarks/model_diagnostics.py --model DIR --dataset FILE [--episodes 300]
+Usage: python benchmarks/diagnostics/model_diagnostics.py --model DIR --dataset FILE
+       [--episodes 300]
+
+Backs docs/results.md, "How we got there: the paper's linear embedding and two CNNs plateau at
+CPU scale" (history use, target-determined steps, fatal moves).
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from irl_envs import grid_logic
 from irl_envs.datasets import load_dataset
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--episodes", type=int, default=300)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model, data = load_model(args.model).eval(), load_dataset(args.dataset)
     batch = pad_episodes(data, np.arange(data.num_episodes - args.episodes, data.num_episodes))
@@ -55,24 +59,11 @@ def main() -> None:
     print(f"accuracy, first step on colour 2k (target 2k+1 in view): "
           f"{float(correct[entered_even].float().mean()):.3f}")
     core = gym.make(data.meta["env_id"]).unwrapped.core
-    fatal = fatal_mass(out.logits.softmax(-1).numpy(), batch.obs.numpy(), batch.targets.numpy(),
-                       core.channels, core.g, core.o)[mask.numpy()]
+    cells, agent = grid_logic.layout_from_obs(batch.obs.numpy(), core.g)
+    fatal = grid_logic.fatal_moves(cells, agent, batch.targets.numpy(), core.g, core.o)
+    fatal = (out.logits.softmax(-1).numpy() * fatal).sum(-1)[mask.numpy()]
     print(f"probability of a fatal move per step: mean {fatal.mean():.3f}, "
           f"median {np.median(fatal):.3f}, 90th percentile {np.percentile(fatal, 90):.3f}")
-
-
-def fatal_mass(probs: np.ndarray, obs: np.ndarray, targets: np.ndarray, channels: int,
-               grid_size: int, num_colours: int) -> np.ndarray:
-    """``(B, T)`` probability of moves that enter a colour other than the target."""
-    g = grid_size
-    planes = obs.reshape(*obs.shape[:2], channels, g * g)
-    agent = planes[..., -1, :].argmax(-1)
-    colour_at = np.where(planes[..., :num_colours, :].any(-2),
-                         planes[..., :num_colours, :].argmax(-2), -1)  # (B, T, cells)
-    nxt = grid_logic.move_table(g)[agent]  # (B, T, 4)
-    entered = np.take_along_axis(colour_at, nxt, -1)
-    bad = (entered >= 0) & (entered != targets[..., None]) & (nxt != agent[..., None])
-    return (probs * bad).sum(-1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,126 @@
+"""Every diagnostic script (``benchmarks/diagnostics/``) runs end to end at tiny size.
+
+The diagnostics back entries of docs/results.md; at full size they take minutes to hours, so
+each is run here once on a tiny dataset and tiny untrained models: the point is that every
+script still runs against the library, not what it prints.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from irl_agents.discovery import DiscoverConfig, discover
+from irl_agents.models import ModelConfig, build_model, save_model
+from irl_envs.atomic import write_json
+from irl_envs.datasets import generate_dataset
+
+DIAGNOSTICS = Path(__file__).resolve().parents[1] / "benchmarks" / "diagnostics"
+
+
+def run_script(name: str, argv: list[str]) -> None:
+    """Import ``benchmarks/diagnostics/NAME.py`` as a module and call ``main(argv)``."""
+    spec = importlib.util.spec_from_file_location(f"diagnostic_{name}", DIAGNOSTICS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(argv)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, str]:
+    """Paths of tiny artifacts: datasets, models, a discover run, logged runs."""
+    root = tmp_path_factory.mktemp("diagnostics")
+    torch.manual_seed(0)
+    generate_dataset("grid", "pretrain", 40, seed=0, progress=False).save(root / "grid.safetensors")
+    save_model(build_model(ModelConfig(obs_dim=637, action_dim=4, obs_shape=[13, 7, 7],
+                                       d_model=16, n_layers=2, n_heads=2, d_mlp=32)),
+               root / "base")
+    discover(DiscoverConfig(base=str(root / "base"), dataset=str(root / "grid.safetensors"),
+                            out_dir=str(root / "meta"), layer=1, n_z=4, rank=2, steps=2,
+                            batch_size=8, eval_episodes=4, progress=False))
+    # 20 episodes: the 5% that irl pretrain holds out is one of them
+    generate_dataset("ant", "pretrain", 20, seed=0, progress=False).save(root / "ant.safetensors")
+    run_script("ant_oracle_target", ["make-data", "--dataset", str(root / "ant.safetensors"),
+                                     "--out", str(root / "ant-oracle.safetensors")])
+    save_model(build_model(ModelConfig(obs_dim=45, action_dim=8, discrete=False, d_model=16,
+                                       n_layers=1, n_heads=2, d_mlp=16,
+                                       obs_likelihood="gaussian")), root / "ant-base")
+    with open(root / "metrics.csv", "w", newline="") as f:  # a logged pretraining run
+        csv.writer(f).writerows([["step", "wall_time", "tag", "value"],
+                                 [1, 0.0, "losses/val_action_nll", 1.2],
+                                 [2, 1.0, "losses/val_action_nll", 1.1]])
+    for seed in range(2):  # finished RL runs
+        run = root / "rl" / f"seed{seed}"
+        run.mkdir(parents=True)
+        with open(run / "curve.csv", "w", newline="") as f:
+            csv.writer(f).writerows([["episodes", "success_rate"], [4, 0.0], [8, 0.25 * seed]])
+        write_json(run / "summary.json", {"seconds": 1.0})
+    return {k: str(root / v) for k, v in {
+        "root": "", "grid": "grid.safetensors", "base": "base", "meta": "meta",
+        "ant": "ant.safetensors", "ant_oracle": "ant-oracle.safetensors",
+        "ant_base": "ant-base"}.items()}
+
+
+CASES = {
+    "ant_oracle_target make-data": ("ant_oracle_target", [
+        "make-data", "--dataset", "{ant}", "--out", "{root}/again.safetensors"]),
+    "ant_oracle_target rollout": ("ant_oracle_target", [
+        "rollout", "--model", "{ant_base}", "--episodes", "1", "--greedy"]),
+    "ant_oracle_target sensitivity": ("ant_oracle_target", [
+        "sensitivity", "--model", "{ant_base}", "--dataset", "{ant_oracle}", "--episodes", "1"]),
+    "ant_oracle_target markov": ("ant_oracle_target", [
+        "markov", "--dataset", "{ant_oracle}", "--steps", "2", "--batch-size", "16",
+        "--episodes", "1"]),
+    "ant_oracle_target expert": ("ant_oracle_target", [
+        "expert", "--dataset", "{ant}", "--episodes", "1"]),
+    "base_rollout": ("base_rollout", ["--model", "{base}", "--env", "grid", "--episodes", "4"]),
+    "code_ablation": ("code_ablation", [
+        "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--episodes", "10"]),
+    "code_injection": ("code_injection", [
+        "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--episodes", "2",
+        "--codes", "1", "--prior-episodes", "4", "--fit-steps", "1", "--controller-steps", "1"]),
+    "code_offset": ("code_offset", [
+        "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--train-episodes", "20",
+        "--test-episodes", "10"]),
+    "code_probe": ("code_probe", [
+        "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--train-episodes", "20",
+        "--test-episodes", "10", "--label", "target_cell"]),
+    "expert_floor": ("expert_floor", ["--episodes", "20"]),
+    "fatal_moves": ("fatal_moves", [
+        "--model", "{base}", "--dataset", "{grid}", "--episodes", "5", "--controller-steps", "1"]),
+    "model_diagnostics": ("model_diagnostics", [
+        "--model", "{base}", "--dataset", "{grid}", "--episodes", "5"]),
+    "oracle_codes": ("oracle_codes", [
+        "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--out", "{root}/oracle",
+        "--steps", "1", "--episodes", "2"]),
+    "oracle_target": ("oracle_target", [
+        "--dataset", "{grid}", "--steps", "1", "--eval-every", "1"]),
+    "plot_pretrain": ("plot_pretrain", ["run={root}", "--out", "{root}/pretrain.png"]),
+    "plot_runs": ("plot_runs", ["runs={root}/rl/seed*", "--out", "{root}/runs.png",
+                                "--budgets", "4", "8"]),
+    "rate_distortion": ("rate_distortion", [
+        "--frozen", "{meta}", "--dataset", "{grid}", "--out", "{root}/rd.png"]),
+    "sb3_latent": ("sb3_latent", [
+        "--base", "{base}", "--meta", "{meta}", "--episodes", "2", "--num-envs", "2"]),
+}
+
+
+def test_every_diagnostic_has_a_case_and_names_its_results_entry():
+    scripts = {p.stem for p in DIAGNOSTICS.glob("*.py")}
+    assert scripts == {name for name, _ in CASES.values()}
+    for path in DIAGNOSTICS.glob("*.py"):
+        assert "docs/results.md" in path.read_text().split('"""')[1], path.name
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
+    name, argv = CASES[case]
+    run_script(name, [arg.format(**tiny) for arg in argv])
+    assert capsys.readouterr().out or name.startswith("plot")  # every other one prints
+    if name == "oracle_codes":
+        assert json.loads((Path(tiny["root"]) / "oracle" / "metacontroller.json").read_text())
