@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def tiny(tmp_path_factory) -> dict[str, str]:
     discover(DiscoverConfig(base=str(root / "base"), dataset=str(root / "grid.safetensors"),
                             out_dir=str(root / "meta"), layer=1, n_z=4, rank=2, steps=2,
                             batch_size=8, eval_episodes=4, progress=False))
+    shutil.copytree(root / "base", root / "scale" / "milestones" / "step-00000001")
     # 20 episodes: the 5% that irl pretrain holds out is one of them
     generate_dataset("ant", "pretrain", 20, seed=0, progress=False).save(root / "ant.safetensors")
     run_script("ant_oracle_target", ["make-data", "--dataset", str(root / "ant.safetensors"),
@@ -105,6 +107,11 @@ CASES = {
                                 "--budgets", "4", "8"]),
     "rate_distortion": ("rate_distortion", [
         "--frozen", "{meta}", "--dataset", "{grid}", "--out", "{root}/rd.png"]),
+    "scaling_grid eval": ("scaling_grid", [
+        "eval", "{root}/scale", "--dataset", "{grid}", "--layers", "0", "--episodes", "2",
+        "--controller-steps", "1"]),
+    "scaling_grid plot": ("scaling_grid", [
+        "plot", "{root}/scale", "--out", "{root}/scale.png"]),
     "sb3_latent": ("sb3_latent", [
         "--base", "{base}", "--meta", "{meta}", "--episodes", "2", "--num-envs", "2"]),
 }

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # One prepared run for a lent GPU: the gridworld base model at a scale the 2-core machine
-# cannot reach, then the measures of the scaling curve (benchmarks/scaling_grid.py).
+# cannot reach, then the measures of the scaling curve (benchmarks/diagnostics/scaling_grid.py).
 #
-#   bash benchmarks/gpu_scale.sh            # on the GPU machine: ~8 minutes on one H200
+#   bash benchmarks/diagnostics/gpu_scale.sh            # on the GPU machine: ~8 minutes on one H200
 #   DEVICE=cpu STEPS=40 BATCH=16 MILESTONES="20 40" EPISODES=20 CTRL_STEPS=20 \
-#       bash benchmarks/gpu_scale.sh        # the same plumbing at toy size, on a CPU
+#       bash benchmarks/diagnostics/gpu_scale.sh        # the same plumbing at toy size, on a CPU
 #
 # Pretraining streams fresh expert episodes on the host CPUs while the GPU trains (bf16
 # autocast on CUDA); evaluation (probes, ground-truth controllers, rollouts) runs on the CPU
 # cores. Everything lands in $OUT (default runs/gpu-scale): the run folder with milestones,
 # each milestone's scaling.json, the plot and a log. Nothing in the project depends on it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=${PY:-python}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-runs/gpu-scale}
@@ -45,7 +45,7 @@ echo "== pretraining took $(( $(date +%s) - start )) s"
 $PY -m irl_agents.cli data --env grid --task-set pretrain --episodes 20000 --seed 0 \
   --out "$OUT/grid-pretrain-20k.safetensors" --no-progress
 start=$(date +%s)
-$PY benchmarks/scaling_grid.py eval "$OUT/run" --dataset "$OUT/grid-pretrain-20k.safetensors" \
+$PY benchmarks/diagnostics/scaling_grid.py eval "$OUT/run" --dataset "$OUT/grid-pretrain-20k.safetensors" \
   --layers $LAYERS --episodes "$EPISODES" --controller-steps "$CTRL_STEPS" --threads "$THREADS"
-$PY benchmarks/scaling_grid.py plot "$OUT/run" --out "$OUT/scaling_gpu.png"
+$PY benchmarks/diagnostics/scaling_grid.py plot "$OUT/run" --out "$OUT/scaling_gpu.png"
 echo "== evaluation took $(( $(date +%s) - start )) s"

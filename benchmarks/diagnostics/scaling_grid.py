@@ -1,4 +1,5 @@
-"""The gridworld base model's scaling curve: what each training milestone can do.
+"""The gridworld base model's scaling curve: what each training milestone can do
+(docs/results.md, "Base models", and its page docs/scaling_grid.md).
 
 A pretraining run with ``--milestones`` keeps its model at those steps
 (``RUN/milestones/step-NNNNNNNN/``). For each milestone this measures, and writes next to it
@@ -15,9 +16,9 @@ as ``scaling.json`` (skipped when present, so the script resumes):
 ``plot`` draws the curves of one or more runs against training tokens
 (``docs/scaling_grid.png``). Commands:
 
-    python benchmarks/scaling_grid.py eval runs/grid-scale \
+    python benchmarks/diagnostics/scaling_grid.py eval runs/grid-scale \
         --dataset data/grid-pretrain-20k.safetensors
-    python benchmarks/scaling_grid.py plot runs/grid-scale --out docs/scaling_grid.png
+    python benchmarks/diagnostics/scaling_grid.py plot runs/grid-scale --out docs/scaling_grid.png
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
         if not rows:
             continue
         name = args.labels[args.runs.index(run)] if args.labels else Path(run).name
-        x = [r["tokens_seen"] for r in rows]
+        x = [r["tokens_seen"] or r["step"] or 1 for r in rows]  # models without a run log
         axes[0].plot(x, [r["val_action_nll"] for r in rows], marker="o", label=name)
         axes[1].plot(x, [max(r["probe"][1:]) for r in rows], marker="o", label=name)
         for key, style in (("post_sampled", "-"), ("post_greedy", "--")):
@@ -141,7 +142,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     ev = sub.add_parser("eval", help="measure every milestone of the runs")
@@ -158,7 +159,7 @@ def main() -> None:
     pl.add_argument("--labels", nargs="*")
     pl.add_argument("--out", default="docs/scaling_grid.png")
     pl.set_defaults(func=cmd_plot)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.func(args)
 
 
