@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,14 +93,17 @@ def train_controllers(model: BaseModel, data: Demonstrations, cfg: ControllerCon
 
 
 def evaluate_controllers(model: BaseModel, bank: ControllerBank | None, cfg: ControllerConfig,
-                         env: str = "grid", task_set: str = "posttrain") -> dict:
+                         env: str = "grid", task_set: str = "posttrain",
+                         task: Sequence[int] | None = None) -> dict:
     """Success rate with the controllers switched on in the true subgoal order, and the
     success per subgoal by how it is entered (:func:`subgoal_breakdown`).
 
-    With ``bank=None`` the base model runs unsteered (the reference point).
+    With ``bank=None`` the base model runs unsteered (the reference point). ``task`` replaces
+    the task set by one task (e.g. a long task made only of transitions seen in pretraining).
     """
     fam = family(env)
-    venv = fam.make_vec(env_id(env, task_set), cfg.eval_episodes)
+    tasks = None if task is None else [list(task)]
+    venv = fam.make_vec(env_id(env, task_set), cfg.eval_episodes, tasks=tasks)
 
     def controller_fn(info):
         return bank.controller(subgoal_indices(info, fam.subgoal)) if bank is not None else None

@@ -34,8 +34,9 @@ class EnvFamily:
     """Short name used on the command line."""
     env_ids: dict[str, str]
     """Registered id per task set (``"pretrain"``, ``"posttrain"``)."""
-    make_vec: Callable[[str, int], gym.vector.VectorEnv]
-    """``(env_id, num_envs) -> vector env`` with Gymnasium's next-step autoreset."""
+    make_vec: Callable[..., gym.vector.VectorEnv]
+    """``(env_id, num_envs, tasks=None) -> vector env`` with Gymnasium's next-step autoreset;
+    ``tasks`` replaces the id's task list (grid only)."""
     make_expert: Callable[..., Expert]
     """``(noise, seed, **options) -> expert``; options are the family's own (grid:
     ``tie_break``)."""
@@ -45,8 +46,10 @@ class EnvFamily:
     """Colours a subgoal spans in a task (grid: 2, ant: 1)."""
 
 
-def _grid_vec(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+def _grid_vec(env_id: str, num_envs: int, tasks: list | None = None) -> gym.vector.VectorEnv:
+    kwargs = {} if tasks is None else {"tasks": tasks}
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                        **kwargs)
 
 
 def _grid_expert(eps: float, seed: int | None, tie_break: str = "uniform") -> Expert:
@@ -55,9 +58,11 @@ def _grid_expert(eps: float, seed: int | None, tie_break: str = "uniform") -> Ex
     return GridExpert(eps=eps, seed=seed, tie_break=tie_break)
 
 
-def _ant_vec(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+def _ant_vec(env_id: str, num_envs: int, tasks: list | None = None) -> gym.vector.VectorEnv:
     from irl_envs.experts.ant_expert import make_ant_vec
 
+    if tasks is not None:
+        raise ValueError("tasks: custom task lists are supported for the grid family only")
     return make_ant_vec(env_id, num_envs, workers=2)  # both cores of the reference machine
 
 

@@ -9,9 +9,10 @@ as ``scaling.json`` (skipped when present, so the script resumes):
 - linear-probe accuracy of the current subgoal at every layer boundary;
 - ground-truth controllers (one per colour pair, trained on ``--dataset``) at each of
   ``--layers``: success on the post-training task 0-1-2-3-4-5-6-7-0-1-2-3 with sampled and
-  argmax raw actions, on the pretraining tasks with sampled actions, and success per colour
-  pair split by how the pair is entered: from the start, through a transition seen in
-  pretraining, or through an unseen one (1->2, 3->4, 5->6, 7->0).
+  argmax raw actions, on the pretraining tasks and on ``SEEN_12`` (twelve colours, every
+  transition seen in pretraining) with sampled actions, and success per colour pair split by
+  how the pair is entered: from the start, through a transition seen in pretraining, or
+  through an unseen one (1->2, 3->4, 5->6, 7->0).
 
 ``plot`` draws the curves of one or more runs against training tokens
 (``docs/scaling_grid.png``). Commands:
@@ -35,6 +36,9 @@ from irl_agents.models import load_model
 from irl_agents.probe import probe_subgoals
 from irl_envs.atomic import write_json
 
+SEEN_12 = (0, 1, 4, 5, 0, 1, 6, 7, 2, 3, 0, 1)
+"""A task as long as the post-training task whose every transition occurs in pretraining:
+it separates the cost of length from the cost of unseen transitions."""
 ROLL_KEYS = ("success_rate", "mean_progress", "colour_rate", "start_rate", "seen_rate",
              "unseen_rate")
 
@@ -63,11 +67,12 @@ def evaluate_milestone(folder: Path, data, layers: list[int], episodes: int,
                                seed=seed)
         bank, info = train_controllers(model, data, cfg, progress=False)
         res = {"train_nll": info["final_action_nll"]}
-        for name, task_set, greedy in (("post_sampled", "posttrain", False),
-                                       ("post_greedy", "posttrain", True),
-                                       ("pre_sampled", "pretrain", False)):
+        for name, task_set, task, greedy in (("post_sampled", "posttrain", None, False),
+                                             ("post_greedy", "posttrain", None, True),
+                                             ("pre_sampled", "pretrain", None, False),
+                                             ("seen12_sampled", "posttrain", SEEN_12, False)):
             cfg.greedy = greedy
-            out = evaluate_controllers(model, bank, cfg, task_set=task_set)
+            out = evaluate_controllers(model, bank, cfg, task_set=task_set, task=task)
             res[name] = {k: out[k] for k in ROLL_KEYS}
         row["controllers"][str(layer)] = res
         print(f"  {folder.name} layer {layer}: post sampled "
