@@ -57,7 +57,7 @@ class InternalRLConfig(DictConfig):
     """Adam learning rate of the policy. Ten times the paper's ``PPOConfig.lr`` (3e-5, used by
     the raw-action baseline, which fine-tunes the pretrained base model): this policy is a small
     GRU trained from the prior, and at 3e-5 its updates are too small to matter within the
-    CPU-scale budgets (docs/results.md, "Internal RL at CPU scale")."""
+    CPU-scale budgets (docs/results/internal_rl.md, "Internal RL at CPU scale")."""
     clip: float = PPOConfig.clip
     """PPO clipping."""
     epochs: int = 2

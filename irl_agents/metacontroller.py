@@ -68,7 +68,8 @@ class MetacontrollerConfig(DictConfig):
     codebook: int = 0
     """0: the paper's hypernetwork, continuous in z. K > 0: :class:`CodebookDecoder`, one of
     K learned controllers, so that a code can name an abstract action but not a precise
-    displacement (continuous codes learn displacements at CPU scale: docs/results.md)."""
+    displacement (continuous codes learn displacements at CPU scale:
+    docs/results/metacontroller.md)."""
 
     def __post_init__(self) -> None:
         if self.embedding not in EMBEDDINGS:

@@ -9,11 +9,11 @@ model frozen: PAPER §4 with discovered labels instead of true ones. The result 
 metacontroller with its decoder replaced by those K controllers
 (:func:`~irl_agents.metacontroller.codebook_metacontroller`), ready for internal RL.
 
-Why: the end-to-end metacontroller finds the subgoal boundaries but codes them as
-displacements, which name a colour only within one layout (docs/results.md). Where a segment
-ends does not depend on where it started, so its group is a candidate abstract action that
-means the same in every layout. No labels are used; when the data has subgoal labels, the
-groups are scored against them (purity), for reporting only. How tightly the ends cluster
+Why: the end-to-end metacontroller finds the subgoal boundaries but codes them as displacements,
+which name a colour only within one layout (docs/results/metacontroller.md). Where a segment
+ends does not depend on where it started, so its group is a candidate abstract action that means
+the same in every layout. No labels are used; when the data has subgoal labels, the groups are
+scored against them (purity), for reporting only. How tightly the ends cluster
 (:func:`within_share`) is the label-free check that the switching unit cuts where it should.
 """
 

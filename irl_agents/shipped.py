@@ -3,8 +3,8 @@
 ``irl_agents/weights/<env>/base/`` holds the default pretrained base model of an environment
 family and ``irl_agents/weights/<env>/metacontroller/`` its metacontroller. The gridworld also
 ships ``segment-codes/``: that metacontroller with its decoder replaced by four controllers
-named by where its segments end (``irl segment-codes``). docs/results.md says how each was
-trained. ``InternalRL/ColourSequenceLatent-v0`` is
+named by where its segments end (``irl segment-codes``). docs/results.md and its stage pages
+(docs/results/) say how each was trained. ``InternalRL/ColourSequenceLatent-v0`` is
 ``make_latent_env("grid")`` and ``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``;
 their ``vector_entry_point`` (``gym.make_vec``) is :func:`make_latent_vector_env`.
 """

@@ -110,7 +110,7 @@ def test_demo_plot_of_one_batch_is_not_blank(tmp_path):
     assert (tmp_path / "success.png").stat().st_size > 5000
 
 
-# The rows of docs/results.md's rate-distortion table (boundary 1): alpha, KL, NLL, F1.
+# Rows of docs/results/metacontroller.md's rate-distortion table (boundary 1): alpha, KL, NLL, F1.
 FROZEN = [(0, 28.6, .289, 0), (0.01, .79, .313, 0), (0.02, .38, .328, .008),
           (0.03, .33, .326, .019), (0.05, .001, .387, .13), (0.1, .0002, .387, .23),
           (0.17, .0001, .387, .15), (0.3, 0, .387, .17), (0.5, 0, .387, .24), (1, 0, .387, .17)]

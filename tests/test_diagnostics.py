@@ -1,8 +1,8 @@
 """Every diagnostic script (``benchmarks/diagnostics/``) runs end to end at tiny size.
 
-The diagnostics back entries of docs/results.md; at full size they take minutes to hours, so
-each is run here once on a tiny dataset and tiny untrained models: the point is that every
-script still runs against the library, not what it prints.
+The diagnostics back entries of the results pages (docs/results.md and docs/results/); at full
+size they take minutes to hours, so each is run here once on a tiny dataset and tiny untrained
+models: the point is that every script still runs against the library, not what it prints.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -120,8 +121,11 @@ CASES = {
 def test_every_diagnostic_has_a_case_and_names_its_results_entry():
     scripts = {p.stem for p in DIAGNOSTICS.glob("*.py")}
     assert scripts == {name for name, _ in CASES.values()}
+    root = DIAGNOSTICS.parents[1]
     for path in DIAGNOSTICS.glob("*.py"):
-        assert "docs/results.md" in path.read_text().split('"""')[1], path.name
+        pages = re.findall(r"docs/results(?:/\w+)?\.md", path.read_text().split('"""')[1])
+        assert pages, path.name
+        assert all((root / page).is_file() for page in pages), (path.name, pages)
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -28,7 +28,7 @@ Usage:
     python benchmarks/diagnostics/ant_oracle_target.py markov --dataset OUT [--steps 4000]
     python benchmarks/diagnostics/ant_oracle_target.py expert --dataset IN
 
-Backs docs/results.md, "Ant-pinpad: the pipeline at CPU scale" / "Five times the data, and the
+Backs docs/results/ant.md, "Ant-pinpad: the pipeline at CPU scale" / "Five times the data, and the
 target handed to the model" (the "target given" rows and the Markov policy).
 """
 

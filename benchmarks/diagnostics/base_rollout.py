@@ -9,7 +9,7 @@ a base model acting alone must guess the task, so it cannot beat that on the pre
 Usage: python benchmarks/diagnostics/base_rollout.py --model DIR --env ant [--task-set pretrain]
        [--episodes 200] [--greedy] [--seed 0]
 
-Backs docs/results.md, "Ant-pinpad: the pipeline at CPU scale" (the base model alone, beside the
+Backs docs/results/ant.md, "Ant-pinpad: the pipeline at CPU scale" (the base model alone, beside the
 blind ceiling) and "Five times the data, and the target handed to the model".
 """
 

@@ -17,8 +17,9 @@ state-independent pushes (e.g. "go up"), not as "attend to colour k".
 Usage: python benchmarks/diagnostics/code_ablation.py --meta DIR [--base DIR] [--dataset FILE]
        [--episodes 500]
 
-Backs docs/results.md, "Latent codes: do they mean "go to colour pair k"? (Fig. A4)" (the ablation
-table) and the ant's metacontroller in "Ant-pinpad: the pipeline at CPU scale".
+Backs docs/results/metacontroller.md, "Latent codes: do they mean "go to colour pair k"? (Fig.
+A4)" (the ablation table) and the ant's metacontroller in docs/results/ant.md, "Ant-pinpad: the
+pipeline at CPU scale".
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ Usage: python benchmarks/diagnostics/code_injection.py --meta irl_agents/weights
        [--base irl_agents/weights/grid/base] [--dataset data/grid-pretrain-20k.safetensors]
        [--episodes 256] [--codes 8] [--fit-steps 200] [--controller-steps 500]
 
-Backs docs/results.md, "Latent codes: do they mean "go to colour pair k"? (Fig. A4)", "Two more
-attempts at colour codes", "One decision per episode: the single pair 0-1" and "An oracle code
-space" (the injection rows).
+Backs docs/results/metacontroller.md, "Latent codes: do they mean "go to colour pair k"? (Fig.
+A4)" and "Two more attempts at colour codes", and docs/results/internal_rl.md, "One decision
+per episode: the single pair 0-1" and "An oracle code space" (the injection rows).
 """
 
 from __future__ import annotations

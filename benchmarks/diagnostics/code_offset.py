@@ -9,8 +9,8 @@ the target then.
 
 Usage: python benchmarks/diagnostics/code_offset.py --meta DIR [--base DIR] [--dataset FILE]
 
-Backs docs/results.md, "Latent codes: do they mean "go to colour pair k"? (Fig. A4)" (R^2 of the
-target's offset) and "Two more attempts at colour codes".
+Backs docs/results/metacontroller.md, "Latent codes: do they mean "go to colour pair k"? (Fig.
+A4)" (R^2 of the target's offset) and "Two more attempts at colour codes".
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ Usage: python benchmarks/diagnostics/code_probe.py --meta irl_agents/weights/gri
        [--mlp] [--base irl_agents/weights/grid/base] [--dataset data/grid-pretrain-20k.safetensors]
        [--label subgoal|target_cell]
 
-Backs docs/results.md, "Latent codes: do they mean "go to colour pair k"? (Fig. A4)" (the probes
-of z_t) and "Two more attempts at colour codes".
+Backs docs/results/metacontroller.md, "Latent codes: do they mean "go to colour pair k"? (Fig.
+A4)" (the probes of z_t) and "Two more attempts at colour codes".
 """
 
 from __future__ import annotations

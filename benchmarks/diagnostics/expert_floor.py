@@ -5,7 +5,7 @@ E[log k] and accuracy E[1/k] on expert data.
 
 Usage: python benchmarks/diagnostics/expert_floor.py [--episodes 2000] [--seed 0]
 
-Backs docs/results.md, "Gridworld expert" (the imitation floor of the expert data).
+Backs docs/results/base_models.md, "Gridworld expert" (the imitation floor of the expert data).
 """
 
 from __future__ import annotations

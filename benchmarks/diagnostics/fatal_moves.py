@@ -14,8 +14,8 @@ With ``--controller-steps N`` it also trains ground-truth subgoal controllers at
 Usage: python benchmarks/diagnostics/fatal_moves.py --model irl_agents/weights/grid/base
        [--dataset data/grid-pretrain-20k.safetensors] [--layer 1] [--controller-steps 500]
 
-Backs docs/results.md, "Ground-truth controllers: they steer, but not well enough for the 12-colour
-task" (where the model walks into a wrong colour).
+Backs docs/results/base_models.md, "Ground-truth controllers: they steer, but not well enough
+for the 12-colour task" (where the model walks into a wrong colour).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@
 Usage: python benchmarks/diagnostics/model_diagnostics.py --model DIR --dataset FILE
        [--episodes 300]
 
-Backs docs/results.md, "How we got there: the paper's linear embedding and two CNNs plateau at
-CPU scale" (history use, target-determined steps, fatal moves).
+Backs docs/results/base_models.md, "How we got there: the paper's linear embedding and two CNNs
+plateau at CPU scale" (history use, target-determined steps, fatal moves).
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """An oracle code space: what internal RL gets if the codes meant "go to colour pair k".
 
-The unsupervised metacontroller's codes name displacements, not subgoals (docs/results.md).
-This builds the metacontroller it was meant to discover, to measure the RL half of the
-method on its own. The switching unit, history GRU and encoder are the given metacontroller's,
-learnt without labels; the decoder is a codebook (``codebook = 4``) whose four controllers are
-the ground-truth per-pair controllers of PAPER §4, trained with the labels at the same
-boundary. The code z picks controller ``argmax(z_1..z_4)``, so the prior N(0, I) picks a pair
-uniformly. The result is an ordinary metacontroller folder for ``irl internal-rl --meta``.
+The unsupervised metacontroller's codes name displacements, not subgoals
+(docs/results/metacontroller.md). This builds the metacontroller it was meant to discover, to
+measure the RL half of the method on its own. The switching unit, history GRU and encoder are
+the given metacontroller's, learnt without labels; the decoder is a codebook (``codebook = 4``)
+whose four controllers are the ground-truth per-pair controllers of PAPER §4, trained with the
+labels at the same boundary. The code z picks controller ``argmax(z_1..z_4)``, so the prior
+N(0, I) picks a pair uniformly. The result is an ordinary metacontroller folder for
+``irl internal-rl --meta``.
 
 It also reports, on ``--task``, the success of codes from the prior (where internal RL starts)
 and of a scripted latent policy that names the pair of the next target colour at every switch:
@@ -17,7 +18,7 @@ Usage: python benchmarks/diagnostics/oracle_codes.py --meta irl_agents/weights/g
        [--dataset data/grid-pretrain-20k.safetensors] [--steps 500] [--seed 0]
        [--task 0-1-2-3] [--episodes 1024]
 
-Backs docs/results.md, "An oracle code space: with colour codes, internal RL does work".
+Backs docs/results/internal_rl.md, "An oracle code space: with colour codes, internal RL does work".
 """
 
 from __future__ import annotations

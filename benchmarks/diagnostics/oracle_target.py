@@ -3,12 +3,12 @@
 Trains the grid_ego transformer (d=128, L=4) for 600 steps with the true next colour appended
 to every observation as a one-hot (an oracle input no real model gets) and prints the
 held-out action NLL every 100 steps (``--eval-every``). Compare with the same model without
-the oracle in docs/results.md.
+the oracle in docs/results/base_models.md.
 
 Usage: python benchmarks/diagnostics/oracle_target.py [--dataset data/grid-pretrain-20k.safetensors]
 
-Backs docs/results.md, "The default: an object-centric encoder" (the oracle rows) and "How we got
-there: the paper's linear embedding and two CNNs plateau at CPU scale".
+Backs docs/results/base_models.md, "The default: an object-centric encoder" (the oracle rows)
+and "How we got there: the paper's linear embedding and two CNNs plateau at CPU scale".
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Each run is ``LABEL=RUN_DIR`` (the folder holding ``metrics.csv``).
 Usage: python benchmarks/diagnostics/plot_pretrain.py "4k episodes=runs/ant/base-l1"
        "20k episodes=runs/ant/base-20k" --out PNG [--tag losses/val_action_nll] [--title T]
 
-Backs docs/results.md, "Five times the data, and the target handed to the model" (the figure
-ant_pretrain_curves.png).
+Backs docs/results/ant.md, "Five times the data, and the target handed to the model" (the
+figure docs/ant_pretrain_curves.png).
 """
 
 from __future__ import annotations

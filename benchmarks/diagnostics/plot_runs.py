@@ -9,8 +9,9 @@ Usage: python benchmarks/diagnostics/plot_runs.py "oracle codes=runs/oracle-irl-
        "raw-action=runs/compare-grid/0-1-2-3/runs/raw-action/seed*" --out PNG [--title T]
        [--budgets 256 1024 10240]
 
-Backs docs/results.md, "An oracle code space: with colour codes, internal RL does work" and "Without
-labels: codes named by where a segment ends" (tables and figures of RL runs outside a sweep).
+Backs docs/results/internal_rl.md, "An oracle code space: with colour codes, internal RL does
+work" and "Without labels: codes named by where a segment ends" (tables and figures of RL runs
+outside a sweep).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ markers where switching is aligned (F1 >= 0.9).
 Usage: python benchmarks/diagnostics/rate_distortion.py --frozen runs/rd-frozen/alpha-* ...
        --cotrained runs/rd-cotrain/alpha-* --out docs/rate_distortion.png
 
-Backs docs/results.md, "Metacontroller at CPU scale" (Fig. 7, docs/rate_distortion.png) and "Three
-seeds at alpha 0.02".
+Backs docs/results/metacontroller.md, "Metacontroller at CPU scale" (Fig. 7,
+docs/rate_distortion.png) and "Three seeds at alpha 0.02".
 """
 
 from __future__ import annotations

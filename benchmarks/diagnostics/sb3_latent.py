@@ -9,8 +9,8 @@ PPO, through SB3's generic interface.
 Usage: python benchmarks/diagnostics/sb3_latent.py [--algo PPO|RecurrentPPO] [--episodes 10000]
        [--seed 0] [--base DIR] [--meta DIR] [--task 0-1-2-3]
 
-Backs docs/results.md, "Internal RL at CPU scale" and "Without labels: codes named by where a
-segment ends" (SB3 PPO on the latent env).
+Backs docs/results/internal_rl.md, "Internal RL at CPU scale" and "Without labels: codes named
+by where a segment ends" (SB3 PPO on the latent env).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ EPISODES = {"grid": 10_240, "ant": 5_120}
 """Default episode budget of each family's demo (per stage)."""
 NOVEL_TASK = "0-1-2-3"
 """The gridworld demo's second stage: a composition never seen in pretraining (pair 0-1 is
-never followed by 2-3), where the base model allows success (docs/results.md)."""
+never followed by 2-3), where the base model allows success (docs/results/internal_rl.md)."""
 _OPTIONS = ("seed", "device", "precision", "overwrite", "progress")
 """The fields of ``InternalRLConfig`` the demo takes from the command line."""
 

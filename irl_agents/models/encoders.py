@@ -6,14 +6,14 @@
 - ``grid_conv``: the observation reshaped to its ``(C, G, G)`` planes, two 3x3 convolutions
   (zero padding, so the grid border is visible) and a linear map to ``d``. Local relations
   come for free; at CPU scale this learns the gridworld several times faster (see
-  docs/results.md). The residual stream, the controllers and everything downstream are
+  docs/results/base_models.md). The residual stream, the controllers and everything downstream are
   unchanged: only what feeds boundary 0 differs.
 - ``grid_ego``: the same planes re-centred on the agent first (:class:`EgocentricGridEncoder`).
 - ``grid_objects``: re-centred planes, and one encoder *shared by all colours* that maps a
   colour's plane to a feature vector in that colour's slot (:class:`EgocentricObjectEncoder`).
   "Colour c is two cells to the left" then has the same code for every c, so "walk to the
   target colour" becomes one AND of the target's identity and its slot's direction features,
-  instead of a separate navigation skill per colour (see docs/results.md).
+  instead of a separate navigation skill per colour (see docs/results/base_models.md).
 - ``ant_objects``: the ant's analogue (:class:`AntObjectEncoder`): each colour's offset from
   the torso, turned into the body frame, through one encoder shared by all colours.
 """
