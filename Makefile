@@ -34,5 +34,7 @@ test: $(STAMP) sysdeps
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# env throughput (seconds), then the pretraining loop before/after the compute campaign (~20 min)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_grid.py
+	$(BIN)/python benchmarks/bench_pretrain.py

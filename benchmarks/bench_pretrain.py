@@ -117,7 +117,8 @@ def main() -> None:
                                      args.max_steps, args.threads)
                 row |= {f"steps to {TARGET_NLL}": res["steps"],
                         f"seconds to {TARGET_NLL}": res["seconds"],
-                        "last val NLL (step)": f"{res['last_val_nll']:.3f} ({res['last_step']})"}
+                        "last val NLL (step, seconds)": f"{res['last_val_nll']:.3f} "
+                        f"({res['last_step']}, {res['last_seconds']})"}
     EgocentricObjectEncoder.lookup = True
     print(table(rows))
     if args.json:

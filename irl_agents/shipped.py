@@ -3,14 +3,17 @@
 ``irl_agents/weights/<env>/base/`` holds the default pretrained base model of an environment
 family and ``irl_agents/weights/<env>/metacontroller/`` its metacontroller. The gridworld also
 ships ``segment-codes/``: that metacontroller with its decoder replaced by four controllers
-named by where its segments end (``irl segment-codes``). docs/results.md and its stage pages
-(docs/results/) say how each was trained. ``InternalRL/ColourSequenceLatent-v0`` is
-``make_latent_env("grid")`` and ``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``;
-their ``vector_entry_point`` (``gym.make_vec``) is :func:`make_latent_vector_env`.
+named by where its segments end (``irl segment-codes``), and ``scaling/``: milestones of its
+base model's scaling curve (:func:`scaling_checkpoints`). docs/results.md and its stage pages
+(docs/results/, docs/scaling_grid.md) say how each was trained.
+``InternalRL/ColourSequenceLatent-v0`` is ``make_latent_env("grid")`` and
+``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``; their ``vector_entry_point``
+(``gym.make_vec``) is :func:`make_latent_vector_env`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from irl_agents.latent_env import LatentActionEnv, LatentVectorEnv
@@ -33,6 +36,18 @@ def shipped(env: str, part: str) -> Path:
         have = sorted(p.parent.name for p in WEIGHTS.glob(f"*/{part}"))
         raise ValueError(f"no shipped {part} for env={env!r}; shipped: {have or 'none'}")
     return folder
+
+
+def scaling_checkpoints(env: str = "grid") -> list[dict]:
+    """The milestones of ``env``'s base-model scaling curve shipped in
+    ``weights/<env>/scaling/`` (docs/scaling_grid.md): one dict per checkpoint, in the order of
+    ``index.json``, with its measures and ``"path"``, a folder for :func:`load_model`."""
+    index = WEIGHTS / env / "scaling" / "index.json"
+    if not index.is_file():
+        have = sorted(p.parent.parent.name for p in WEIGHTS.glob("*/scaling/index.json"))
+        raise ValueError(f"no shipped scaling checkpoints for env={env!r}; shipped: {have}")
+    entries = json.loads(index.read_text())["checkpoints"]
+    return [e | {"path": index.parent / e["folder"]} for e in entries]
 
 
 def _frozen(env: str, metacontroller: str):

@@ -11,7 +11,6 @@ import csv
 import importlib.util
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -39,13 +38,15 @@ def tiny(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("diagnostics")
     torch.manual_seed(0)
     generate_dataset("grid", "pretrain", 40, seed=0, progress=False).save(root / "grid.safetensors")
-    save_model(build_model(ModelConfig(obs_dim=637, action_dim=4, obs_shape=[13, 7, 7],
-                                       d_model=16, n_layers=2, n_heads=2, d_mlp=32)),
-               root / "base")
+    base = build_model(ModelConfig(obs_dim=637, action_dim=4, obs_shape=[13, 7, 7],
+                                   d_model=16, n_layers=2, n_heads=2, d_mlp=32))
+    save_model(base, root / "base")
     discover(DiscoverConfig(base=str(root / "base"), dataset=str(root / "grid.safetensors"),
                             out_dir=str(root / "meta"), layer=1, n_z=4, rank=2, steps=2,
                             batch_size=8, eval_episodes=4, progress=False))
-    shutil.copytree(root / "base", root / "scale" / "milestones" / "step-00000001")
+    save_model(base, root / "scale" / "milestones" / "step-00000001",  # as irl pretrain does
+               extra={"step": 1, "tokens_seen": 1000, "train_seconds": 1.0,
+                      "val_action_nll": 1.2, "pretrain": {"stream_relabel": False}})
     # 20 episodes: the 5% that irl pretrain holds out is one of them
     generate_dataset("ant", "pretrain", 20, seed=0, progress=False).save(root / "ant.safetensors")
     run_script("ant_oracle_target", ["make-data", "--dataset", str(root / "ant.safetensors"),
@@ -113,6 +114,8 @@ CASES = {
         "--controller-steps", "1"]),
     "scaling_grid plot": ("scaling_grid", [
         "plot", "{root}/scale", "--out", "{root}/scale.png"]),
+    "scaling_grid table": ("scaling_grid", ["table", "{root}/scale"]),
+    "scaling_grid ship": ("scaling_grid", ["ship", "{root}/scale:1", "--out", "{root}/ship"]),
     "sb3_latent": ("sb3_latent", [
         "--base", "{base}", "--meta", "{meta}", "--episodes", "2", "--num-envs", "2"]),
 }
@@ -133,5 +136,9 @@ def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
     name, argv = CASES[case]
     run_script(name, [arg.format(**tiny) for arg in argv])
     assert capsys.readouterr().out or name.startswith("plot")  # every other one prints
+    if case == "scaling_grid ship":
+        index = json.loads((Path(tiny["root"]) / "ship" / "index.json").read_text())
+        assert [c["folder"] for c in index["checkpoints"]] == ["expert-000M"]
+        assert (Path(tiny["root"]) / "ship" / "expert-000M" / "model.safetensors").is_file()
     if name == "oracle_codes":
         assert json.loads((Path(tiny["root"]) / "oracle" / "metacontroller.json").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -79,3 +81,20 @@ def test_ant_demo_command(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "normalised_final_success" in printed and "expert_success" in printed
     assert (out / "curve.csv").read_text().count("\n") == 2  # header + 1 batch of 256
+
+
+def test_scaling_checkpoints_load_and_match_their_index():
+    from irl_agents.models import load_model
+    from irl_agents.shipped import WEIGHTS, scaling_checkpoints
+
+    entries = scaling_checkpoints("grid")
+    folders = {p.name for p in (WEIGHTS / "grid" / "scaling").iterdir() if p.is_dir()}
+    assert {e["folder"] for e in entries} == folders and len(entries) >= 3
+    for e in entries:
+        assert load_model(e["path"]).config.obs_encoder == "grid_objects"
+        extra = json.loads((e["path"] / "config.json").read_text())["extra"]
+        assert extra["tokens_seen"] == e["tokens_seen"] and extra["step"] == e["step"]
+    tokens = [e["tokens_seen"] for e in entries if e["data"] == "expert"]
+    assert tokens == sorted(tokens)  # the curve, in order of compute
+    with pytest.raises(ValueError, match="no shipped scaling checkpoints for env='ant'"):
+        scaling_checkpoints("ant")

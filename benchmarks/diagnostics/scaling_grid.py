@@ -95,7 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for run in args.runs:
         for folder in milestones(Path(run)):
             target = folder / "scaling.json"
-            if target.exists():
+            if target.exists() or (args.steps and int(folder.name[5:]) not in args.steps):
                 continue
             row = evaluate_milestone(folder, data, args.layers, args.episodes,
                                      args.controller_steps, args.seed)
@@ -108,6 +108,76 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def load_rows(run: Path) -> list[dict]:
     return [json.loads((f / "scaling.json").read_text()) for f in milestones(run)
             if (f / "scaling.json").exists()]
+
+
+def pair_rate(row: dict, key: str) -> float:
+    """Per-pair success entered through a seen (``SEEN_12``, else the pretraining tasks) or an
+    unseen transition (the post-training task), at the best boundary."""
+    if key == "unseen_rate":
+        return row["best"]["post_sampled"][key]
+    return row["best"].get("seen12_sampled", row["best"]["pre_sampled"])[key]
+
+
+def fmt(x: float | None, spec: str = ".3f") -> str:
+    """``x`` formatted, or "-" where a measure is missing (a pair never reached)."""
+    return "-" if x is None else format(x, spec)
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    """The measures of every evaluated milestone as one Markdown table."""
+    header = ("run", "step", "tokens (M)", "CPU-h", "val NLL", "probes by boundary",
+              "layer", "post sampled", "post argmax", "pre sampled", "SEEN_12 sampled",
+              "pair: start / seen / unseen")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for run in args.runs:
+        for r in load_rows(Path(run)):
+            b = r["best"]
+            seen12 = b.get("seen12_sampled", {}).get("success_rate")
+            hours, tokens = r["train_hours"], r["tokens_seen"]
+            cells = (Path(run).name, r["step"], fmt(tokens and tokens / 1e6, ".0f"),
+                     fmt(hours, ".2f"), fmt(r["val_action_nll"], ".3f"),
+                     " ".join(f"{p:.2f}" for p in r["probe"]), r["best_layer"],
+                     fmt(b["post_sampled"]["success_rate"]),
+                     fmt(b["post_greedy"]["success_rate"]),
+                     fmt(b["pre_sampled"]["success_rate"]), fmt(seen12),
+                     " / ".join(fmt(x, ".2f") for x in (b["post_sampled"]["start_rate"],
+                                                        pair_rate(r, "seen_rate"),
+                                                        b["post_sampled"]["unseen_rate"])))
+            print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
+def cmd_ship(args: argparse.Namespace) -> None:
+    """Copy chosen milestones into a weights folder with an ``index.json`` of their measures."""
+    import shutil
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    index = []
+    for spec in args.milestones:
+        run, _, steps = spec.partition(":")
+        for step in steps.split(","):
+            src = Path(run) / "milestones" / f"step-{int(step):08d}"
+            extra = json.loads((src / "config.json").read_text())["extra"]
+            recipe = "relabel" if extra["pretrain"].get("stream_relabel") else "expert"
+            name = f"{recipe}-{extra['tokens_seen'] / 1e6:03.0f}M"
+            (out / name).mkdir(exist_ok=True)
+            for f in ("config.json", "model.safetensors"):
+                shutil.copyfile(src / f, out / name / f)
+            entry = {"folder": name, "run": Path(run).name, "step": extra["step"],
+                     "tokens_seen": extra["tokens_seen"],
+                     "train_hours": round(extra["train_seconds"] / 3600, 3),
+                     "val_action_nll": round(extra["val_action_nll"], 4), "data": recipe}
+            if (src / "scaling.json").exists():
+                row = json.loads((src / "scaling.json").read_text())
+                entry |= {"best_layer": row["best_layer"],
+                          "probe": [round(p, 3) for p in row["probe"]]} | {
+                    f"{k}_success": v["success_rate"] and round(v["success_rate"], 3)
+                    for k, v in row["best"].items() if isinstance(v, dict)}
+            index.append(entry)
+    write_json(out / "index.json", {"about": "milestones of the grid scaling curve "
+                                    "(docs/scaling_grid.md)", "checkpoints": index})
+    print(f"wrote {len(index)} checkpoints to {out}")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
@@ -129,8 +199,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
             axes[2].plot(x, [r["best"][key]["success_rate"] for r in rows], style, marker="o",
                          label=f"{name}, {key.split('_')[1]}")
         for key, style in (("seen_rate", "-"), ("unseen_rate", "--")):
-            src = "pre_sampled" if key == "seen_rate" else "post_sampled"
-            axes[3].plot(x, [r["best"][src][key] for r in rows], style, marker="o",
+            axes[3].plot(x, [pair_rate(r, key) for r in rows], style, marker="o",
                          label=f"{name}, {key.split('_')[0]}")
     axes[2].axhline(0.5, color="grey", ls=":", lw=1, label="target 0.5")
     titles = ("held-out action NLL", "best probe accuracy (boundary >= 1)",
@@ -155,10 +224,18 @@ def main(argv: list[str] | None = None) -> None:
     ev.add_argument("--dataset", required=True, help="expert data for probes and controllers")
     ev.add_argument("--layers", type=int, nargs="+", default=[0, 1, 2])
     ev.add_argument("--episodes", type=int, default=300, help="rollouts per measure")
-    ev.add_argument("--controller-steps", type=int, default=500)
+    ev.add_argument("--controller-steps", type=int, default=2000)
     ev.add_argument("--threads", type=int, default=1)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--steps", type=int, nargs="*", help="only these milestones (default: all)")
     ev.set_defaults(func=cmd_eval)
+    tb = sub.add_parser("table", help="print the measures as a Markdown table")
+    tb.add_argument("runs", nargs="+")
+    tb.set_defaults(func=cmd_table)
+    sh = sub.add_parser("ship", help="copy milestones into the package's weights")
+    sh.add_argument("milestones", nargs="+", metavar="RUN:STEP[,STEP...]")
+    sh.add_argument("--out", default="irl_agents/weights/grid/scaling")
+    sh.set_defaults(func=cmd_ship)
     pl = sub.add_parser("plot", help="plot the curves")
     pl.add_argument("runs", nargs="+")
     pl.add_argument("--labels", nargs="*")
