@@ -443,7 +443,8 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
         task_set: ``"pretrain"`` or ``"posttrain"``.
         episodes: number of episodes.
         seed: seed of the episodes' seeds and of the expert.
-        noise: expert noise (grid: probability of a random safe action).
+        noise: expert noise (grid: probability of a random safe action; ant: samples with
+            ``noise`` times the locomotion policy's standard deviation).
         num_envs: sub-environments stepped together.
         progress: show a progress bar.
         relabel: record the expert's noise-free action at every step while executing its noisy

@@ -155,3 +155,16 @@ def test_stream_relabel_keeps_a_clean_held_out_set():
     for a, b in zip(relabelled.val_batches(), clean.val_batches(), strict=True):
         assert torch.equal(a.obs, b.obs) and torch.equal(a.actions, b.actions)
     assert not torch.equal(relabelled.train_batch(0).obs[:, 0], clean.train_batch(0).obs[:, 0])
+
+
+def test_ant_relabelled_data_labels_the_noisy_states_with_the_policy_mean():
+    from irl_envs.experts.ant_expert import AntExpert
+
+    noisy = generate_dataset("ant", "pretrain", 2, seed=3, noise=1.0, num_envs=2, progress=False)
+    relabelled = generate_dataset("ant", "pretrain", 2, seed=3, noise=1.0, num_envs=2,
+                                  progress=False, relabel=True)
+    assert np.array_equal(noisy.observations, relabelled.observations)  # same trajectories
+    assert not np.allclose(noisy.actions, relabelled.actions)
+    # each label is the noise-free expert's action in the state it was recorded in
+    mean = AntExpert().act_obs(relabelled.observations, relabelled.targets)
+    np.testing.assert_allclose(relabelled.actions, mean, atol=1e-5)

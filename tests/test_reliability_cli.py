@@ -84,6 +84,7 @@ MISUSES = [
     (DATA + ["--episodes", "0"], "--episodes must be >= 1"),
     (DATA + ["--num-envs", "0"], "--num-envs must be >= 1"),
     (DATA + ["--noise", "1.5"], "--noise must be a finite float >= 0 and <= 1"),
+    (DATA + ["--relabel"], "--relabel needs --noise > 0"),
     (DATA + ["--noise", "-0.1"], "--noise"),
     (DATA + ["--seed", "-1"], "--seed must be in"),
     (DATA + ["--env", "ant", "--tie-break", "first"], "--tie-break is a grid option"),

@@ -1,5 +1,5 @@
 """The gridworld base model's scaling curve: what each training milestone can do
-(docs/results.md, "Base models", and its page docs/scaling_grid.md).
+(docs/results.md, "Base-model compute campaign (grid)", and its page docs/scaling_grid.md).
 
 A pretraining run with ``--milestones`` keeps its model at those steps
 (``RUN/milestones/step-NNNNNNNN/``). For each milestone this measures, and writes next to it
@@ -14,12 +14,16 @@ as ``scaling.json`` (skipped when present, so the script resumes):
   how the pair is entered: from the start, through a transition seen in pretraining, or
   through an unseen one (1->2, 3->4, 5->6, 7->0).
 
-``plot`` draws the curves of one or more runs against training tokens
-(``docs/scaling_grid.png``). Commands:
+``table`` prints the measures as Markdown, ``plot`` draws the curves of one or more runs
+against training tokens (``docs/scaling_grid.png``), ``ship`` copies chosen milestones into
+``irl_agents/weights/grid/scaling`` with an ``index.json`` of their measures. Commands:
 
     python benchmarks/diagnostics/scaling_grid.py eval runs/grid-scale \
         --dataset data/grid-pretrain-20k.safetensors
-    python benchmarks/diagnostics/scaling_grid.py plot runs/grid-scale --out docs/scaling_grid.png
+    python benchmarks/diagnostics/scaling_grid.py table runs/grid-scale runs/grid-relabel
+    python benchmarks/diagnostics/scaling_grid.py plot runs/grid-scale runs/grid-relabel
+    python benchmarks/diagnostics/scaling_grid.py ship runs/grid-scale:1000,4000,16000,40000 \
+        runs/grid-relabel:28000
 """
 
 from __future__ import annotations

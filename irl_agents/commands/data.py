@@ -21,7 +21,11 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-set", choices=["pretrain", "posttrain"], default="pretrain")
     p.add_argument("--episodes", type=int, default=1000)
     p.add_argument("--noise", type=float, default=0.0,
-                   help="expert noise (grid: probability of a random safe action)")
+                   help="expert noise (grid: probability of a random safe action; ant: "
+                        "multiple of the locomotion policy's standard deviation)")
+    p.add_argument("--relabel", action="store_true",
+                   help="label every state the noisy expert visits with its noise-free action "
+                        "(needs --noise > 0; a departure from the paper, docs/scaling_grid.md)")
     p.add_argument("--tie-break", choices=["uniform", "first"], default=None,
                    help="grid: the expert's choice among equally short moves (default uniform; "
                         "first: a deterministic expert)")
@@ -44,11 +48,14 @@ def run(args: argparse.Namespace) -> int:
                          "deterministic at --noise 0")
     check_options(args, {"episodes": 1, "num_envs": 1}, fractions=("noise",))
     check_seed("--seed", args.seed, args.num_envs)  # sub-environment i uses seed + i
+    if args.relabel and args.noise == 0:
+        raise ValueError("--relabel needs --noise > 0: without noise the labels are the actions")
     name = f"{args.env}-{args.task_set}-{args.episodes}-s{args.seed}.safetensors"
     out = check_output_file("--out", args.out or Path("data") / name)  # before the work
     options = {"tie_break": args.tie_break} if args.tie_break else {}
     data = generate_dataset(args.env, args.task_set, args.episodes, args.seed, args.noise,
-                            args.num_envs, progress=not args.no_progress, **options)
+                            args.num_envs, progress=not args.no_progress,
+                            relabel=args.relabel, **options)
     data.save(out)
     lengths = data.episode_lengths
     summary = {

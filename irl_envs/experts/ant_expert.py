@@ -76,6 +76,9 @@ class AntExpert:
         self._geometry: dict[int, tuple] = {}
         self.last_plan = None
         """The :class:`~irl_envs.experts.ant_planner.Plan` of the last call (for inspection)."""
+        self.intended: np.ndarray | None = None
+        """The noise-free actions (Gaussian mean) of the last call: the labels of relabelled
+        data (``generate_dataset(..., noise=k, relabel=True)``)."""
 
     # ------------------------------------------------------------------ public API
     def act(self, env: gym.Env | gym.vector.VectorEnv) -> np.ndarray:
@@ -117,7 +120,9 @@ class AntExpert:
         plan = self.planner(geometry).plan(cells, xy, target)
         self.last_plan = plan
         features = policy_features(proprio, plan.direction)
-        return self.policy.act(features, self.noise, self.rng)
+        action = self.policy.act(features, self.noise, self.rng)
+        self.intended = action if self.noise == 0 else self.policy.act(features)
+        return action
 
     def planner(self, geometry: Sequence) -> GridPlanner:
         """The (cached) planner of an env geometry."""
