@@ -184,37 +184,46 @@ def cmd_ship(args: argparse.Namespace) -> None:
     print(f"wrote {len(index)} checkpoints to {out}")
 
 
+PLOT_LABELS = {"post_sampled": "post-training, sampled", "post_greedy": "post-training, argmax",
+               "seen12_sampled": "SEEN_12, sampled"}
+
+
 def cmd_plot(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-    for run in args.runs:
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    for k, run in enumerate(args.runs):
         rows = load_rows(Path(run))
         if not rows:
             continue
-        name = args.labels[args.runs.index(run)] if args.labels else Path(run).name
+        name = args.labels[k] if args.labels else Path(run).name
+        colour = f"C{k}"  # one colour per run, one line style per measure
         x = [r["tokens_seen"] or r["step"] or 1 for r in rows]  # models without a run log
-        axes[0].plot(x, [r["val_action_nll"] for r in rows], marker="o", label=name)
-        axes[1].plot(x, [max(r["probe"][1:]) for r in rows], marker="o", label=name)
-        for key, style in (("post_sampled", "-"), ("post_greedy", "--")):
-            axes[2].plot(x, [r["best"][key]["success_rate"] for r in rows], style, marker="o",
-                         label=f"{name}, {key.split('_')[1]}")
-        for key, style in (("seen_rate", "-"), ("unseen_rate", "--")):
-            axes[3].plot(x, [pair_rate(r, key) for r in rows], style, marker="o",
-                         label=f"{name}, {key.split('_')[0]}")
-    axes[2].axhline(0.5, color="grey", ls=":", lw=1, label="target 0.5")
+        axes[0].plot(x, [r["val_action_nll"] for r in rows], marker="o", color=colour, label=name)
+        axes[1].plot(x, [max(r["probe"][1:]) for r in rows], marker="o", color=colour, label=name)
+        for key, style in (("post_sampled", "-"), ("post_greedy", "--"), ("seen12_sampled", ":")):
+            y = [r["best"].get(key, {}).get("success_rate") for r in rows]
+            axes[2].plot(x, [float("nan") if v is None else v for v in y], style, marker="o",
+                         color=colour, label=f"{name}: {PLOT_LABELS[key]}")
+        for key, style in (("seen_rate", ":"), ("unseen_rate", "-")):
+            axes[3].plot(x, [pair_rate(r, key) for r in rows], style, marker="o", color=colour,
+                         label=f"{name}: {key.split('_')[0]}")
+    axes[2].axhline(0.5, color="grey", ls="-", lw=0.8)
     titles = ("held-out action NLL", "best probe accuracy (boundary >= 1)",
-              "GT controllers, post-training success", "GT controllers, per-pair success")
+              "GT controllers: success (grey: target 0.5)",
+              "GT controllers: per-pair success by entry")
     for ax, title in zip(axes, titles, strict=True):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training tokens")
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7)
-    for ax in axes[2:]:
-        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=6)
+    axes[2].set_ylim(-0.02, 1.02)
+    axes[3].set_ylim(0.6, 1.0)
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
