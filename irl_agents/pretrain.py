@@ -41,7 +41,6 @@ from irl_agents.models import (
     load_model,
     load_optimizer,
     optimizer_to_tensors,
-    save_json_atomic,
     save_model,
     save_tensors_atomic,
 )
@@ -49,6 +48,7 @@ from irl_agents.models.config import GRID_ENCODERS
 from irl_agents.precision import PRECISIONS, autocast, autocast_dtype
 from irl_agents.run_folder import check_resume_budget, claim_run, run_config
 from irl_agents.run_logger import RunLogger
+from irl_envs.atomic import write_json
 from irl_envs.families import FAMILIES
 from irl_envs.validation import check_choice, check_device, check_float, check_int, check_seed
 
@@ -194,8 +194,8 @@ def _save_checkpoint(
     save_model(model, folder / "model", extra={"step": step, "pretrain": cfg.to_dict()})
     tensors, meta = optimizer_to_tensors(opt)
     save_tensors_atomic(folder / "optimizer.safetensors", tensors, metadata={"optimizer": meta})
-    save_json_atomic(folder / "trainer.json", {"step": step, **totals})
-    save_json_atomic(ckpt_root / "latest.json", {"checkpoint": folder.name, "step": step})
+    write_json(folder / "trainer.json", {"step": step, **totals})
+    write_json(ckpt_root / "latest.json", {"checkpoint": folder.name, "step": step})
     old = sorted(p for p in ckpt_root.glob("ckpt-*") if p.is_dir() and p != folder)
     for p in old[: max(0, len(old) - (keep - 1))]:
         shutil.rmtree(p, ignore_errors=True)
@@ -311,7 +311,7 @@ def _pretrain(cfg: PretrainConfig, fresh: bool) -> Path:
     )
     if found is not None:
         load_optimizer(opt, found[0] / "optimizer.safetensors")
-    save_json_atomic(out / "pretrain_config.json", cfg.to_dict() | {"model": model_cfg.to_dict()})
+    write_json(out / "pretrain_config.json", cfg.to_dict() | {"model": model_cfg.to_dict()})
 
     # ---- logging
     logger = RunLogger(out, resume_step=start_step)

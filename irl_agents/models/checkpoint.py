@@ -42,10 +42,6 @@ FORMAT_NAME = "internal-rl-model"
 FORMAT_VERSION = 1
 
 
-save_json_atomic = write_json
-"""The name older code imports :func:`irl_envs.atomic.write_json` by (the same function)."""
-
-
 def save_tensors_atomic(
     path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> Path:
