@@ -14,7 +14,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from irl_envs.ant_subgoals import AntSubgoalsEnv
@@ -73,9 +73,11 @@ def test_grid_rejects_coerced_tasks(task):
 
 @FAST
 @given(pos=junk, which=st.sampled_from(["agent", "colours", "walls"]))
+@example(pos=[1, 0], which="agent").via("a free cell: the reset must use it")
+@example(pos=[0, 0], which="walls").via("an overlap: refused")
 def test_grid_layout_option_is_used_exactly_or_refused(pos, which):
-    layout = {"agent": (6, 6), "colours": [(0, c) for c in range(8)],
-              "walls": [(2, c) for c in range(4)]}
+    colours = [(0, c) for c in range(7)] + [(1, 6)]  # eight colours on the 7x7 grid
+    layout = {"agent": (6, 6), "colours": colours, "walls": [(2, c) for c in range(4)]}
     if which == "agent":
         layout["agent"] = pos
     else:
@@ -86,7 +88,7 @@ def test_grid_layout_option_is_used_exactly_or_refused(pos, which):
     try:
         _, info = env.reset(seed=0, options={"layout": layout})
     except ValueError:
-        assert not genuine or tuple(pos) in [(6, 6), *[(0, c) for c in range(8)],
+        assert not genuine or tuple(pos) in [(6, 6), *colours,
                                              *[(2, c) for c in range(4)]]  # an overlap
         return
     assert genuine
