@@ -38,6 +38,7 @@ import torch
 from irl_agents.controllers import ControllerConfig, evaluate_controllers, train_controllers
 from irl_agents.models import load_model
 from irl_agents.probe import probe_subgoals
+from irl_agents.reporting import table
 from irl_envs.atomic import write_json
 
 SEEN_12 = (0, 1, 4, 5, 0, 1, 6, 7, 2, 3, 0, 1)
@@ -129,26 +130,26 @@ def fmt(x: float | None, spec: str = ".3f") -> str:
 
 def cmd_table(args: argparse.Namespace) -> None:
     """The measures of every evaluated milestone as one Markdown table."""
-    header = ("run", "step", "tokens (M)", "CPU-h", "val NLL", "probes by boundary",
-              "layer", "post sampled", "post argmax", "pre sampled", "SEEN_12 sampled",
-              "pair: start / seen / unseen")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
+    rows = []
     for run in args.runs:
         for r in load_rows(Path(run)):
             b = r["best"]
-            seen12 = b.get("seen12_sampled", {}).get("success_rate")
             hours, tokens = r["train_hours"], r["tokens_seen"]
-            cells = (Path(run).name, r["step"], fmt(tokens and tokens / 1e6, ".0f"),
-                     fmt(hours, ".2f"), fmt(r["val_action_nll"], ".3f"),
-                     " ".join(f"{p:.2f}" for p in r["probe"]), r["best_layer"],
-                     fmt(b["post_sampled"]["success_rate"]),
-                     fmt(b["post_greedy"]["success_rate"]),
-                     fmt(b["pre_sampled"]["success_rate"]), fmt(seen12),
-                     " / ".join(fmt(x, ".2f") for x in (b["post_sampled"]["start_rate"],
-                                                        pair_rate(r, "seen_rate"),
-                                                        b["post_sampled"]["unseen_rate"])))
-            print("| " + " | ".join(str(c) for c in cells) + " |")
+            rows.append({
+                "run": Path(run).name, "step": r["step"],
+                "tokens (M)": fmt(tokens and tokens / 1e6, ".0f"), "CPU-h": fmt(hours, ".2f"),
+                "val NLL": fmt(r["val_action_nll"]),
+                "probes by boundary": " ".join(f"{p:.2f}" for p in r["probe"]),
+                "layer": r["best_layer"],
+                "post sampled": fmt(b["post_sampled"]["success_rate"]),
+                "post argmax": fmt(b["post_greedy"]["success_rate"]),
+                "pre sampled": fmt(b["pre_sampled"]["success_rate"]),
+                "SEEN_12 sampled": fmt(b.get("seen12_sampled", {}).get("success_rate")),
+                "pair: start / seen / unseen": " / ".join(
+                    fmt(x, ".2f") for x in (b["post_sampled"]["start_rate"],
+                                            pair_rate(r, "seen_rate"),
+                                            b["post_sampled"]["unseen_rate"]))})
+    print(table(rows))
 
 
 def cmd_ship(args: argparse.Namespace) -> None:
