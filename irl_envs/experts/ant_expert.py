@@ -120,8 +120,7 @@ class AntExpert:
         plan = self.planner(geometry).plan(cells, xy, target)
         self.last_plan = plan
         features = policy_features(proprio, plan.direction)
-        action = self.policy.act(features, self.noise, self.rng)
-        self.intended = action if self.noise == 0 else self.policy.act(features)
+        action, self.intended = self.policy.act_and_mean(features, self.noise, self.rng)
         return action
 
     def planner(self, geometry: Sequence) -> GridPlanner:

@@ -173,7 +173,6 @@ class LocomotionPolicy(nn.Module):
         """Gaussian actions (pre-squash) to actions in [-1, 1]: tanh (SAC) or a clip (PPO)."""
         return torch.tanh(a) if self.config["squash"] else torch.clamp(a, -1.0, 1.0)
 
-    @torch.no_grad()
     def act(self, features: np.ndarray, noise: float = 0.0,
             rng: np.random.Generator | None = None) -> np.ndarray:
         """Actions ``(N, act_dim)`` float32 for features ``(N, obs_dim)``.
@@ -181,13 +180,24 @@ class LocomotionPolicy(nn.Module):
         ``noise=0`` gives the Gaussian mean; ``noise=k`` samples with ``k`` times the policy's
         own standard deviation (``k=1``: the trained stochastic policy), using ``rng``.
         """
+        return self.act_and_mean(features, noise, rng)[0]
+
+    @torch.no_grad()
+    def act_and_mean(self, features: np.ndarray, noise: float = 0.0,
+                     rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`act` and the noise-free action (the Gaussian mean), from one forward pass."""
         obs = torch.as_tensor(np.atleast_2d(features))
         mu, log_std = self(obs)
-        if noise > 0:
-            rng = rng if rng is not None else np.random.default_rng()
-            eps = torch.as_tensor(rng.standard_normal(mu.shape), dtype=mu.dtype)
-            mu = mu + noise * torch.exp(log_std) * eps
-        action = self.bound(mu).numpy().astype(np.float32, copy=False)
+        mean = self._action(mu)
+        if noise == 0:
+            return mean, mean
+        rng = rng if rng is not None else np.random.default_rng()
+        eps = torch.as_tensor(rng.standard_normal(mu.shape), dtype=mu.dtype)
+        return self._action(mu + noise * torch.exp(log_std) * eps), mean
+
+    def _action(self, u: torch.Tensor) -> np.ndarray:
+        """Env action from a pre-bound Gaussian sample (bounded, rescaled as SB3 does)."""
+        action = self.bound(u).numpy().astype(np.float32, copy=False)
         if self.config["squash"]:  # SB3 rescales tanh outputs to the bounds [-1, 1]: same ops
             low, high = np.float32(-1.0), np.float32(1.0)
             action = low + (0.5 * (action + 1.0) * (high - low))
