@@ -39,9 +39,12 @@ D' = ceil(D / 8), metadata ``obs_encoding="packbits"`` and ``obs_dim``) and unpa
 The safetensors header metadata (strings) holds ``format``, ``version``, ``env``, ``env_id``,
 ``max_episode_steps``, ``tasks`` (JSON list of colour sequences), ``seed``, ``noise``,
 ``num_envs``, ``versions`` (JSON) and ``obs_shape`` (the observation's planes ``[C, H, W]``
-when it has them, else null). Side information is for analysis (probes, switching alignment)
-and must never be fed to a model. Files are written atomically: a temporary file in the same
-folder, then a rename.
+when it has them, else null); DAgger data (``generate_dataset(behaviour=...)``, ``irl data
+--dagger``) adds ``dagger_*`` keys (the acting model, beta, the mixture, and per acting policy
+the episodes, success and steps), and a merge (:func:`merge_datasets`, ``irl data --merge``)
+lists its parts under ``merged_from``. Side information is for analysis (probes, switching
+alignment) and must never be fed to a model. Files are written atomically: a temporary file
+in the same folder, then a rename.
 
 Version 1 files (no rewards, episode ends, seeds or final targets) are still read: rewards and
 episode ends are rebuilt from ``success`` and the horizon by the sparse rule (reward 1 on the
@@ -56,17 +59,19 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from irl_envs.atomic import atomic_path
 from irl_envs.families import env_id, family
-from irl_envs.rollout import run_episodes
+from irl_envs.rollout import Episodes, run_episodes
 from irl_envs.versions import versions
 
 FORMAT, VERSION = "irl-demonstrations", 2
@@ -429,9 +434,25 @@ def _validate(d: Demonstrations, path: Path) -> None:
         raise ValueError(f"dataset {path} is invalid: " + "; ".join(problems))
 
 
+class Behaviour(Protocol):
+    """A policy that acts in place of the expert while the expert labels every step (DAgger:
+    ``generate_dataset(..., behaviour=...)``), e.g. :class:`irl_agents.model_rollout.DaggerMixture`.
+    """
+
+    def __call__(self, venv: gym.vector.VectorEnv, expert_actions: np.ndarray) -> np.ndarray:
+        """The actions executed, given the vector env and the expert's own actions there."""
+
+    def start(self, mask: np.ndarray) -> None:
+        """Sub-environments ``mask`` start new episodes (``run_episodes``'s ``on_start``)."""
+
+    def metadata(self, episodes: Episodes) -> dict:
+        """What the dataset's metadata records about the behaviour and its episodes."""
+
+
 def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: int = 1000,
                      seed: int = 0, noise: float = 0.0, num_envs: int = 256,
                      progress: bool = True, relabel: bool = False,
+                     behaviour: Behaviour | None = None, env_workers: int = 2,
                      **expert_options: Any) -> Demonstrations:
     """Roll out the family's expert and return its episodes as :class:`Demonstrations`.
 
@@ -451,25 +472,38 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
             one (``noise > 0``): the states a noisy expert visits, each labelled with what
             the expert would have done there (a departure from the paper's data; see
             docs/scaling_grid.md). The recorded actions then do not replay the episodes.
+        behaviour: DAgger: this policy acts (given the expert's actions, which it may take),
+            and every step is labelled with the expert's noise-free action in the visited
+            state for the true current target (implies ``relabel``; see
+            docs/results/ant.md, "DAgger"). Its :meth:`Behaviour.metadata` joins the
+            dataset's metadata.
+        env_workers: processes stepping the sub-environments (ant; 1: this process only).
         **expert_options: the family's expert options (grid: ``tie_break="first"``).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     fam, eid = family(env), env_id(env, task_set)
     expert = fam.make_expert(noise, seed, **expert_options)
-    if relabel and not hasattr(expert, "intended"):
-        raise ValueError(f"relabel: the {env} expert does not expose its noise-free actions")
-    venv = fam.make_vec(eid, min(num_envs, episodes))
+    labelled = relabel or behaviour is not None
+    if labelled and not hasattr(expert, "intended"):
+        what = "relabel" if behaviour is None else "behaviour (DAgger)"
+        raise ValueError(f"{what}: the {env} expert does not expose its noise-free actions")
+    if behaviour is None:
+        policy = expert.act
+    else:
+        def policy(v: gym.vector.VectorEnv) -> np.ndarray:
+            return behaviour(v, expert.act(v))
+    venv = fam.make_vec(eid, min(num_envs, episodes), workers=env_workers)
     start = time.perf_counter()
-    eps = run_episodes(venv, expert.act, episodes, seed, progress=progress, desc=f"{env} data",
+    eps = run_episodes(venv, policy, episodes, seed, progress=progress, desc=f"{env} data",
                        seed_episodes=True,
-                       label=(lambda: expert.intended) if relabel else None)
+                       label=(lambda: expert.intended) if labelled else None,
+                       on_start=None if behaviour is None else behaviour.start)
     seconds = time.perf_counter() - start
     venv.close()
     task_list = sorted(set(eps.tasks))
     index = {t: i for i, t in enumerate(task_list)}
     starts = np.concatenate([[0], np.cumsum(eps.lengths)[:-1]]).astype(np.int64)
-    import gymnasium as gym
 
     return Demonstrations(
         observations=eps.observations,
@@ -489,8 +523,69 @@ def generate_dataset(env: str = "grid", task_set: str = "pretrain", episodes: in
         meta={"env": env, "env_id": eid, "task_set": task_set,
               "max_episode_steps": gym.spec(eid).max_episode_steps,
               "tasks": [list(t) for t in task_list], "seed": seed, "noise": noise,
-              "relabelled": relabel,
+              "relabelled": labelled,
               "expert_options": expert_options,
+              **({} if behaviour is None else behaviour.metadata(eps)),
               "num_envs": venv.num_envs, "seconds": round(seconds, 3), "versions": versions(),
               "obs_shape": list(getattr(venv, "obs_planes", [])) or None},
+    )
+
+
+_MERGE_SAME = ("env", "env_id", "max_episode_steps", "obs_shape")
+"""Metadata that every part of a merge must share (and the merged dataset keeps)."""
+
+
+def merge_datasets(parts: Sequence[Demonstrations],
+                   names: Sequence[str] | None = None) -> Demonstrations:
+    """The episodes of ``parts`` in one dataset, in order (DAgger's aggregation).
+
+    The parts must come from the same environment (``env``, ``env_id``, horizon, observation
+    and action shapes and dtypes). Task ids are re-indexed into the sorted union of the parts'
+    tasks; ``seeds`` are kept when every part has them. The metadata keeps the shared fields
+    and lists each part under ``merged_from`` (its name from ``names``, episodes, steps and
+    its own metadata, less ``tasks`` and ``versions``).
+    """
+    parts = list(parts)
+    names = [f"part {i}" for i in range(len(parts))] if names is None else list(names)
+    if len(parts) < 2:
+        raise ValueError(f"merge needs at least 2 datasets, got {len(parts)}")
+    if len(names) != len(parts):
+        raise ValueError(f"got {len(names)} names for {len(parts)} datasets")
+    first = parts[0]
+    for name, d in zip(names[1:], parts[1:], strict=True):
+        for key in _MERGE_SAME:
+            if d.meta.get(key) != first.meta.get(key):
+                raise ValueError(f"merge: {name} has {key}={d.meta.get(key)!r}, {names[0]} has "
+                                 f"{first.meta.get(key)!r}")
+        for what, a, b in (("observations", d.observations, first.observations),
+                           ("actions", d.actions, first.actions)):
+            if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
+                raise ValueError(f"merge: {name} has {what} of shape {a.shape[1:]} and dtype "
+                                 f"{a.dtype}, {names[0]} {b.shape[1:]} and {b.dtype}")
+    task_list = sorted({t for d in parts for t in d.tasks})
+    index = {t: i for i, t in enumerate(task_list)}
+    lengths = np.concatenate([d.episode_lengths for d in parts]).astype(np.int64)
+
+    def cat(key: str) -> np.ndarray:
+        return np.concatenate([getattr(d, key) for d in parts])
+
+    return Demonstrations(
+        **{k: cat(k) for k in ("observations", "final_observations", "actions", "targets",
+                               "subgoals", "success", "rewards", "terminations",
+                               "truncations", "final_targets")},
+        episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
+        episode_lengths=lengths,
+        task_ids=np.concatenate([np.array([index[d.tasks[i]] for i in d.task_ids],
+                                          dtype=np.int64) for d in parts]),
+        seeds=None if any(d.seeds is None for d in parts) else cat("seeds"),
+        meta={**{k: first.meta.get(k) for k in _MERGE_SAME},
+              "task_set": "+".join(dict.fromkeys(str(d.meta.get("task_set")) for d in parts)),
+              "tasks": [list(t) for t in task_list],
+              "relabelled": all(bool(d.meta.get("relabelled")) for d in parts),
+              "merged_from": [{"name": str(name), "episodes": d.num_episodes,
+                               "steps": d.num_steps,
+                               "meta": {k: v for k, v in d.meta.items()
+                                        if k not in ("tasks", "versions")}}
+                              for name, d in zip(names, parts, strict=True)],
+              "versions": versions()},
     )

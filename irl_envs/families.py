@@ -35,8 +35,10 @@ class EnvFamily:
     env_ids: dict[str, str]
     """Registered id per task set (``"pretrain"``, ``"posttrain"``)."""
     make_vec: Callable[..., gym.vector.VectorEnv]
-    """``(env_id, num_envs, tasks=None) -> vector env`` with Gymnasium's next-step autoreset;
-    ``tasks`` replaces the id's task list (grid only)."""
+    """``(env_id, num_envs, tasks=None, workers=2) -> vector env`` with Gymnasium's next-step
+    autoreset; ``tasks`` replaces the id's task list (grid only); ``workers`` is the number of
+    processes stepping the sub-environments (ant; 1: all in this process; the grid's native
+    batched env always runs in this process)."""
     make_expert: Callable[..., Expert]
     """``(noise, seed, **options) -> expert``; options are the family's own (grid:
     ``tie_break``)."""
@@ -46,7 +48,9 @@ class EnvFamily:
     """Colours a subgoal spans in a task (grid: 2, ant: 1)."""
 
 
-def _grid_vec(env_id: str, num_envs: int, tasks: list | None = None) -> gym.vector.VectorEnv:
+def _grid_vec(env_id: str, num_envs: int, tasks: list | None = None,
+              workers: int = 2) -> gym.vector.VectorEnv:
+    del workers  # native batched: one process
     kwargs = {} if tasks is None else {"tasks": tasks}
     return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
                         **kwargs)
@@ -58,12 +62,13 @@ def _grid_expert(eps: float, seed: int | None, tie_break: str = "uniform") -> Ex
     return GridExpert(eps=eps, seed=seed, tie_break=tie_break)
 
 
-def _ant_vec(env_id: str, num_envs: int, tasks: list | None = None) -> gym.vector.VectorEnv:
+def _ant_vec(env_id: str, num_envs: int, tasks: list | None = None,
+             workers: int = 2) -> gym.vector.VectorEnv:
     from irl_envs.experts.ant_expert import make_ant_vec
 
     if tasks is not None:
         raise ValueError("tasks: custom task lists are supported for the grid family only")
-    return make_ant_vec(env_id, num_envs, workers=2)  # both cores of the reference machine
+    return make_ant_vec(env_id, num_envs, workers=workers)  # default: both cores
 
 
 def _ant_expert(noise: float, seed: int | None) -> Expert:

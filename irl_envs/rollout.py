@@ -87,7 +87,8 @@ def _objects(values: np.ndarray) -> np.ndarray:
 def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.VectorEnv], np.ndarray],
                  episodes: int, seed: int, record: bool = True, progress: bool = True,
                  desc: str = "episodes", seed_episodes: bool = False,
-                 label: Callable[[], np.ndarray] | None = None) -> Episodes:
+                 label: Callable[[], np.ndarray] | None = None,
+                 on_start: Callable[[np.ndarray], None] | None = None) -> Episodes:
     """Collect the first ``episodes`` episodes to *start*, in start order.
 
     Choosing by start order (not finish order) makes the result depend only on the seed and
@@ -110,12 +111,18 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
         label: called right after each ``policy`` call; what it returns is recorded as the
             actions instead of what was executed (relabelled data: a noisy expert's states,
             labelled with its noise-free moves). Such episodes do not replay from their actions.
+        on_start: called with a bool mask ``(num_envs,)`` of the sub-environments whose next
+            ``policy`` call is the first step of a new episode: all of them after the first
+            reset, then those that just reset. Their rows, in ascending order, start the next
+            episodes in start order (so a stateful policy can reset them and number them).
     """
     n = venv.num_envs
     if seed_episodes:
         obs, info = venv.reset(seed=episode_seeds(seed, np.arange(n)).tolist())
     else:
         obs, info = venv.reset(seed=seed)
+    if on_start is not None:
+        on_start(np.ones(n, dtype=bool))
     uid = np.arange(n)  # id of the episode each sub-env is playing
     next_uid = n
     resetting = np.zeros(n, dtype=bool)
@@ -157,11 +164,15 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
             seeds[rows] = episode_seeds(seed, uid[rows])
             obs, reset_info = venv.reset(seed=seeds.tolist(), options={"reset_mask": done})
             info = merge_info(info, reset_info, done)
+            if on_start is not None:
+                on_start(done)
         elif not seed_episodes:
             # Sub-envs whose episode ended start a fresh one on their next (reset) step.
             new = np.flatnonzero(resetting)
             uid[new] = next_uid + np.arange(len(new))
             next_uid += len(new)
+            if on_start is not None and len(new):
+                on_start(resetting)
             resetting = done
     bar.close()
     out = Episodes(lengths=length, success=success, tasks=[tasks[i] for i in range(episodes)],

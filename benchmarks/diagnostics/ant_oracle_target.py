@@ -23,9 +23,10 @@ chosen colour, by handing it the first.
 Usage:
     python benchmarks/diagnostics/ant_oracle_target.py make-data --dataset IN --out OUT
     python benchmarks/diagnostics/ant_oracle_target.py rollout --model DIR [--task-set posttrain]
-           [--episodes 200] [--greedy] [--seed 0]
+           [--episodes 200] [--greedy] [--seed 0] [--env-workers 2]
     python benchmarks/diagnostics/ant_oracle_target.py sensitivity --model DIR --dataset OUT
     python benchmarks/diagnostics/ant_oracle_target.py markov --dataset OUT [--steps 4000]
+           [--env-workers 2]
     python benchmarks/diagnostics/ant_oracle_target.py expert --dataset IN
 
 Backs docs/results/ant.md, "Ant-pinpad: the pipeline at CPU scale" / "Five times the data, and the
@@ -84,15 +85,17 @@ def make_data(src: str, out: str) -> None:
     print(json.dumps({"file": out, "obs_dim": augmented.obs_dim, "steps": data.num_steps}))
 
 
-def rollout(model_dir: str, task_set: str, episodes: int, greedy: bool, seed: int) -> None:
+def rollout(model_dir: str, task_set: str, episodes: int, greedy: bool, seed: int,
+            workers: int = 2) -> None:
     torch.set_num_threads(1)
-    _print_rollout(load_model(model_dir).eval(), model_dir, task_set, episodes, greedy, seed)
+    _print_rollout(load_model(model_dir).eval(), model_dir, task_set, episodes, greedy, seed,
+                   workers)
 
 
 def _print_rollout(model, name: str, task_set: str, episodes: int, greedy: bool,
-                   seed: int) -> None:
+                   seed: int, workers: int = 2) -> None:
     start = time.perf_counter()
-    venv = family("ant").make_vec(env_id("ant", task_set), episodes)
+    venv = family("ant").make_vec(env_id("ant", task_set), episodes, workers=workers)
     res = rollout_success(model, venv, seed=10_000 + seed, greedy=greedy,
                           obs_fn=lambda obs, info: np.concatenate(
                               [obs, one_hot(current_targets(info))], 1))
@@ -153,7 +156,8 @@ class MarkovPolicy(nn.Module):
         return self(obs), None
 
 
-def markov(dataset: str, steps: int, batch_size: int = 4096, episodes: int = 200) -> None:
+def markov(dataset: str, steps: int, batch_size: int = 4096, episodes: int = 200,
+           workers: int = 2) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     data = load_dataset(dataset)
@@ -183,7 +187,8 @@ def markov(dataset: str, steps: int, batch_size: int = 4096, episodes: int = 200
     print(json.dumps({"policy": "markov MLP 3 x 256", "steps": steps,
                       "train_seconds": round(train_seconds, 1), "held_out_action_nll": nll}))
     for task_set in ("pretrain", "posttrain"):
-        _print_rollout(policy, "markov MLP", task_set, episodes, greedy=True, seed=0)
+        _print_rollout(policy, "markov MLP", task_set, episodes, greedy=True, seed=0,
+                       workers=workers)
 
 
 @torch.no_grad()
@@ -230,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--episodes", type=int, default=200)
     r.add_argument("--greedy", action="store_true")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--env-workers", type=int, default=2,
+                   help="processes stepping the environments (1: this process only)")
     s = sub.add_parser("sensitivity")
     s.add_argument("--model", required=True)
     s.add_argument("--dataset", required=True)
@@ -239,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     m.add_argument("--steps", type=int, default=4000)
     m.add_argument("--batch-size", type=int, default=4096, help="steps per gradient step")
     m.add_argument("--episodes", type=int, default=200, help="closed-loop episodes per task set")
+    m.add_argument("--env-workers", type=int, default=2,
+                   help="processes stepping the environments (1: this process only)")
     e = sub.add_parser("expert")
     e.add_argument("--dataset", required=True)
     e.add_argument("--episodes", type=int, default=256, help="held-out episodes scored")
@@ -246,11 +255,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "make-data":
         make_data(args.dataset, args.out)
     elif args.command == "rollout":
-        rollout(args.model, args.task_set, args.episodes, args.greedy, args.seed)
+        rollout(args.model, args.task_set, args.episodes, args.greedy, args.seed,
+                args.env_workers)
     elif args.command == "sensitivity":
         sensitivity(args.model, args.dataset, args.episodes)
     elif args.command == "markov":
-        markov(args.dataset, args.steps, args.batch_size, args.episodes)
+        markov(args.dataset, args.steps, args.batch_size, args.episodes, args.env_workers)
     else:
         expert_sensitivity(args.dataset, args.episodes)
 

@@ -7,10 +7,10 @@ beside the ceiling of any policy that cannot see the task (``irl_envs.tasks.blin
 a base model acting alone must guess the task, so it cannot beat that on the pretraining set.
 
 Usage: python benchmarks/diagnostics/base_rollout.py --model DIR --env ant [--task-set pretrain]
-       [--episodes 200] [--greedy] [--seed 0]
+       [--episodes 200] [--greedy] [--seed 0] [--env-workers 2]
 
 Backs docs/results/ant.md, "Ant-pinpad: the pipeline at CPU scale" (the base model alone, beside the
-blind ceiling) and "Five times the data, and the target handed to the model".
+blind ceiling), "Five times the data, and the target handed to the model" and "DAgger".
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=200)
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--env-workers", type=int, default=2,
+                   help="ant: processes stepping the environments (1: this process only)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     model = load_model(args.model).eval()
     start = time.perf_counter()
-    venv = family(args.env).make_vec(env_id(args.env, args.task_set), args.episodes)
+    venv = family(args.env).make_vec(env_id(args.env, args.task_set), args.episodes,
+                                     workers=args.env_workers)
     res = rollout_success(model, venv, seed=10_000 + args.seed, greedy=args.greedy)
     venv.close()
     print(json.dumps({"model": args.model, "task_set": args.task_set, "greedy": args.greedy,
