@@ -101,7 +101,8 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
         seed: passed to ``venv.reset`` (with ``seed_episodes``: the seed of the episodes'
             seeds).
         record: keep observations, actions, targets, rewards and episode ends (else only
-            lengths and success).
+            lengths and success). An episode that terminates on the step its time limit
+            truncates it is recorded as terminated only.
         progress: show a progress bar.
         seed_episodes: reset episode ``k`` (in start order) with its own seed
             ``episode_seeds(seed, k)`` instead of letting the vector env autoreset, so that
@@ -145,8 +146,9 @@ def run_episodes(venv: gym.vector.VectorEnv, policy: Callable[[gym.vector.Vector
             tasks[int(uid[i])] = task_row(info, i)
         obs, reward, terminated, truncated, info = venv.step(actions)
         reward = np.asarray(reward)
-        if before is not None:
-            steps.append((*before, reward[live], terminated[live], truncated[live]))
+        if before is not None:  # terminated on the horizon's last step: a termination
+            steps.append((*before, reward[live], terminated[live],
+                          truncated[live] & ~terminated[live]))
         length[uid[live]] += 1
         ended = live & (terminated | truncated)
         success[uid[ended]] = reward[ended] > 0

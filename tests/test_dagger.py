@@ -198,3 +198,34 @@ def test_run_episodes_tells_a_stateful_policy_where_episodes_start(seed_episodes
     assert sum(int(m.sum()) for m in starts) >= 10
     assert sum(first_steps) + int(fresh.sum()) == sum(int(m.sum()) for m in starts)
     assert len(eps.lengths) == 10
+
+
+class _HorizonEnv:
+    """A vector env whose every episode terminates on the step its time limit truncates it
+    (as a DAgger model that stalls until the horizon, then hits a wrong colour)."""
+
+    num_envs, horizon = 2, 3
+
+    def reset(self, seed=None, options=None):
+        self.t = np.zeros(self.num_envs, dtype=int)
+        return np.zeros((self.num_envs, 1), np.float32), self._info()
+
+    def _info(self):
+        return {"task": np.array([[0, 1]] * self.num_envs), "next_index": np.zeros(2, int)}
+
+    def step(self, actions):
+        self.t += 1
+        end = self.t >= self.horizon
+        obs = np.zeros((self.num_envs, 1), np.float32)
+        info = self._info()
+        self.t[end] = -1  # next-step autoreset: the following step restarts the episode
+        return obs, np.zeros(self.num_envs), end.copy(), end.copy(), info
+
+
+def test_an_episode_terminated_on_its_last_allowed_step_is_recorded_as_terminated():
+    from irl_envs.rollout import run_episodes
+
+    eps = run_episodes(_HorizonEnv(), lambda v: np.zeros(2, dtype=np.int64), 4, seed=0,
+                       progress=False)
+    ends = np.cumsum(eps.lengths) - 1
+    assert eps.terminations[ends].all() and not eps.truncations.any()
