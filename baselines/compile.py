@@ -128,6 +128,11 @@ class CompILEModelConfig(DictConfig):
     rank: int = 16
     """Rank of U_t = A_t B_t^T; 0 decodes a full d x d matrix."""
 
+    @property
+    def write_boundary(self) -> int:
+        """The boundary its controllers write: the one it reads."""
+        return self.layer
+
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "d_model", "max_segments", "n_z", "n_h",
                      "enc_hidden", "hyper_hidden"):

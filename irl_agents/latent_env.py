@@ -55,7 +55,11 @@ class ControllerSpec(Protocol):
     d_model: int
     """Residual width of the base model it controls."""
     layer: int
-    """The boundary it reads and writes."""
+    """The boundary its switching unit and history read."""
+
+    @property
+    def write_boundary(self) -> int:
+        """The boundary its controllers write (usually ``layer``)."""
     n_z: int
     """Code size: the latent action's size."""
     n_h: int
@@ -125,12 +129,19 @@ class LatentCore:
         self.base, self.meta, self.raw = base.eval(), meta.to(self.device).eval(), raw
         self.layer, self.threshold, self.z_bound, self.greedy = (meta.cfg.layer, threshold,
                                                                  z_bound, greedy)
+        self.write = meta.cfg.write_boundary
         n, d, n_h = raw.num_envs, base.d_model, meta.cfg.n_h
         self.n = n
         self.obs_dim = d + n_h
         self.state = base.initial_state(n)
+        # a switching unit that reads another boundary than the controllers write reads the
+        # unsteered stream, as it did in training: a second state runs the blocks below it
+        self.read_state = base.initial_state(n) if self.write != self.layer else None
         dev = self.device
         self.e = torch.zeros(n, d, device=dev)
+        """``e_t`` at the read boundary: the switching unit's, history's and policy's input."""
+        self.e_write = self.e
+        """``e_t`` at the write boundary, which the controller steers (``e`` when the same)."""
         self.h = self.meta.initial_history(n)
         self.raw_obs = torch.zeros(n, raw.observation_space.shape[0], device=dev)
         self.seed = np.zeros(n, dtype=np.uint64)
@@ -174,10 +185,23 @@ class LatentCore:
         mask = torch.zeros(self.n, dtype=torch.bool, device=self.device)
         mask[idx] = True
         self.base.reset_state_rows(self.state, mask)
+        if self.read_state is not None:
+            self.base.reset_state_rows(self.read_state, mask)
         self.raw_obs[idx] = torch.as_tensor(obs, device=self.device)
-        e, self.state = self.base.step_lower(self.raw_obs, self.state, self.layer, active=mask)
-        self.e[mask] = e[mask]
+        e, e_write = self._step_lower(mask)
+        self.e = torch.where(mask[:, None], e, self.e)
+        self.e_write = torch.where(mask[:, None], e_write, self.e_write)
         self.h[mask] = 0.0
+
+    def _step_lower(self, active: Tensor) -> tuple[Tensor, Tensor]:
+        """The new observations' residuals at the read and at the write boundary."""
+        e_write, self.state = self.base.step_lower(self.raw_obs, self.state, self.write,
+                                                   active=active)
+        if self.read_state is None:
+            return e_write, e_write
+        e, self.read_state = self.base.step_prefix(self.raw_obs, self.read_state, self.layer,
+                                                   active=active)
+        return e, e_write
 
     def _sample(self, out, rows: np.ndarray) -> np.ndarray:
         """Raw actions for ``rows`` from counter-based uniforms (Gumbel-max / Box-Muller)."""
@@ -232,7 +256,7 @@ class LatentCore:
         act = torch.as_tensor(self.running, device=self.device)
         controller = LinearController(u=self.u) if self.u is not None else LinearController(
             self.a, self.b)
-        out, self.state = self.base.step_upper(controller(self.e), self.state, self.layer,
+        out, self.state = self.base.step_upper(controller(self.e_write), self.state, self.write,
                                                predict_obs=False, active=act)
         obs, r, term, trunc = self.raw.step(rows, self._sample(out, rows))
         self.t[rows] += 1
@@ -246,11 +270,11 @@ class LatentCore:
         if cont.any():
             cmask = torch.as_tensor(cont, device=self.device)
             self.raw_obs[self._index(rows)] = torch.as_tensor(obs, device=self.device)
-            e_new, self.state = self.base.step_lower(self.raw_obs, self.state, self.layer,
-                                                     active=cmask)
+            e_new, e_write = self._step_lower(cmask)
             h_new = self.meta.history_step(self.e, self.h)
             self.h = torch.where(cmask[:, None], h_new, self.h)
             self.e = torch.where(cmask[:, None], e_new, self.e)
+            self.e_write = torch.where(cmask[:, None], e_write, self.e_write)
             beta = self.meta.switch_prob(self.e, self.h, self.z).cpu().numpy()
             switched = np.flatnonzero(cont & (beta >= self.threshold))
             for row in switched.tolist():

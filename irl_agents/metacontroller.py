@@ -46,7 +46,14 @@ class MetacontrollerConfig(DictConfig):
     d_model: int = 128
     """Residual width d of the base model it controls."""
     layer: int = 2
-    """Layer boundary of the base model it reads and writes (paper: L/2)."""
+    """Layer boundary of the base model it reads (paper: L/2), and writes unless
+    ``write_layer`` says otherwise."""
+    write_layer: int | None = None
+    """Boundary its decoder's controllers write; None: ``layer``, as in the paper. Only a
+    decoder trained apart from the switching unit (:func:`codebook_metacontroller`) may write
+    elsewhere: on the gridworld's longer-trained base models the switching unit finds the
+    subgoal boundaries at boundary 1 and not at 0, while controllers steer best at boundary 0
+    (docs/results/internal_rl.md, "Issue 18")."""
     n_z: int = 8
     """Latent code size."""
     n_h: int = 32
@@ -71,7 +78,15 @@ class MetacontrollerConfig(DictConfig):
     displacement (continuous codes learn displacements at CPU scale:
     docs/results/metacontroller.md)."""
 
+    @property
+    def write_boundary(self) -> int:
+        """The boundary the controllers write: ``write_layer``, or ``layer`` when None."""
+        return self.layer if self.write_layer is None else self.write_layer
+
     def __post_init__(self) -> None:
+        if self.write_layer is not None and self.write_layer < 0:
+            raise ValueError(f"write_layer must be None or a boundary >= 0, got "
+                             f"{self.write_layer}")
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
         if self.codebook < 0:
@@ -267,13 +282,16 @@ class Metacontroller(nn.Module):
         return Posterior(torch.stack(zs, 1), torch.stack(betas, 1), mu, logvar, kl)
 
 
-def codebook_metacontroller(meta: Metacontroller, bank: ControllerBank) -> Metacontroller:
+def codebook_metacontroller(meta: Metacontroller, bank: ControllerBank,
+                            write_layer: int | None = None) -> Metacontroller:
     """A copy of ``meta`` (history, encoder, switching unit) whose decoder is ``bank``'s K
     controllers, chosen by ``argmax(z_1, ..., z_K)``: codes from N(0, I) pick one uniformly.
 
     :param meta: metacontroller whose switching unit is kept; needs ``n_z >= K`` and the
         bank's rank.
     :param bank: the K controllers (e.g. per-subgoal controllers, PAPER §4).
+    :param write_layer: the boundary the bank was trained at, when not ``meta``'s own
+        (``MetacontrollerConfig.write_layer``).
     """
     k = bank.num_controllers
     if meta.cfg.n_z < k:
@@ -282,7 +300,9 @@ def codebook_metacontroller(meta: Metacontroller, bank: ControllerBank) -> Metac
     if (bank.rank or 0) != meta.cfg.rank or bank.d_model != meta.cfg.d_model:
         raise ValueError(f"bank (d={bank.d_model}, rank={bank.rank}) does not match the "
                          f"metacontroller (d={meta.cfg.d_model}, rank={meta.cfg.rank})")
-    out = Metacontroller(dataclasses.replace(meta.cfg, codebook=k))
+    if write_layer == meta.cfg.layer:
+        write_layer = None
+    out = Metacontroller(dataclasses.replace(meta.cfg, codebook=k, write_layer=write_layer))
     keep = {name: v for name, v in meta.state_dict().items() if not name.startswith("hyper.")}
     out.load_state_dict(keep, strict=False)
     with torch.no_grad():

@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from irl_agents.controllers import ControllerBank
 from irl_agents.discovery import DiscoverConfig, discover
-from irl_agents.models import ModelConfig, build_model, save_model
+from irl_agents.metacontroller import codebook_metacontroller
+from irl_agents.models import (
+    ModelConfig,
+    build_model,
+    load_metacontroller,
+    save_metacontroller,
+    save_model,
+)
 from irl_envs.atomic import write_json
 from irl_envs.datasets import generate_dataset
 
@@ -58,6 +66,9 @@ def tiny(tmp_path_factory) -> dict[str, str]:
         csv.writer(f).writerows([["step", "wall_time", "tag", "value"],
                                  [1, 0.0, "losses/val_action_nll", 1.2],
                                  [2, 1.0, "losses/val_action_nll", 1.1]])
+    meta = load_metacontroller(root / "meta")  # a codebook metacontroller of 4 controllers
+    save_metacontroller(codebook_metacontroller(meta, ControllerBank(4, 16, rank=2)),
+                        root / "codebook")
     for seed in range(2):  # finished RL runs
         run = root / "rl" / f"seed{seed}"
         run.mkdir(parents=True)
@@ -67,7 +78,7 @@ def tiny(tmp_path_factory) -> dict[str, str]:
     return {k: str(root / v) for k, v in {
         "root": "", "grid": "grid.safetensors", "base": "base", "meta": "meta",
         "ant": "ant.safetensors", "ant_oracle": "ant-oracle.safetensors",
-        "ant_base": "ant-base"}.items()}
+        "ant_base": "ant-base", "codebook": "codebook"}.items()}
 
 
 CASES = {
@@ -102,6 +113,9 @@ CASES = {
     "oracle_codes": ("oracle_codes", [
         "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--out", "{root}/oracle",
         "--steps", "1", "--episodes", "2"]),
+    "oracle_codes split": ("oracle_codes", [
+        "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--out",
+        "{root}/oracle-split", "--steps", "1", "--episodes", "2", "--layer", "0"]),
     "oracle_target": ("oracle_target", [
         "--dataset", "{grid}", "--steps", "1", "--eval-every", "1"]),
     "plot_pretrain": ("plot_pretrain", ["run={root}", "--out", "{root}/pretrain.png"]),
@@ -116,6 +130,8 @@ CASES = {
         "plot", "{root}/scale", "--out", "{root}/scale.png"]),
     "scaling_grid table": ("scaling_grid", ["table", "{root}/scale"]),
     "scaling_grid ship": ("scaling_grid", ["ship", "{root}/scale:1", "--out", "{root}/ship"]),
+    "switch_timing": ("switch_timing", [
+        "--meta", "{codebook}", "--base", "{base}", "--episodes", "3"]),
     "sb3_latent": ("sb3_latent", [
         "--base", "{base}", "--meta", "{meta}", "--episodes", "2", "--num-envs", "2"]),
 }
@@ -140,5 +156,9 @@ def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
         index = json.loads((Path(tiny["root"]) / "ship" / "index.json").read_text())
         assert [c["folder"] for c in index["checkpoints"]] == ["expert-000M"]
         assert (Path(tiny["root"]) / "ship" / "expert-000M" / "model.safetensors").is_file()
-    if name == "oracle_codes":
+    if case == "oracle_codes":
         assert json.loads((Path(tiny["root"]) / "oracle" / "metacontroller.json").read_text())
+    if case == "oracle_codes split":  # the tiny gate reads boundary 1, the controllers write 0
+        saved = json.loads((Path(tiny["root"]) / "oracle-split" / "metacontroller.json")
+                           .read_text())
+        assert saved["config"]["layer"] == 1 and saved["config"]["write_layer"] == 0

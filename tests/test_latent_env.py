@@ -6,7 +6,7 @@ import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from irl_agents.latent_env import LatentActionEnv, LatentVecEnv
+from irl_agents.latent_env import LatentActionEnv, LatentCore, LatentVecEnv
 from irl_agents.metacontroller import Metacontroller, MetacontrollerConfig
 from irl_agents.models import ModelConfig, build_model
 from irl_agents.raw_batch import EnvListRawBatch, GridRawBatch
@@ -69,6 +69,33 @@ def test_codebook_metacontroller_steps_with_the_chosen_controller(models):
     env.step(z)
     chosen = int(meta.hyper.select(torch.as_tensor(z)).argmax())
     assert torch.equal(env.core.a[0], meta.hyper.bank.a[chosen])
+
+
+def test_split_metacontroller_reads_the_unsteered_stream_and_writes_below(models):
+    """A switching unit at boundary 2 over controllers at boundary 0 (``write_layer``): the
+    gate, history and policy see the unsteered residual at 2, exactly as in training."""
+    base, _ = models
+    torch.manual_seed(1)
+    meta = Metacontroller(MetacontrollerConfig(d_model=32, layer=2, write_layer=0, n_z=4,
+                                               rank=4, codebook=3)).eval()
+    with torch.no_grad():  # controllers strong enough to change the actions
+        meta.hyper.bank.a.normal_(0.0, 1.0)
+        meta.hyper.bank.b.normal_(0.0, 1.0)
+    core = LatentCore(base, meta, GridRawBatch(1, tasks=TASKS), threshold=1.0)
+    core.reset(np.array([0]), [5])
+    observations = [core.raw_obs[0].clone()]
+    core.begin(np.array([0]), np.ones((1, 4), dtype=np.float32))
+    for _ in range(6):
+        core.raw_step()
+        if not core.running[0]:
+            break
+        observations.append(core.raw_obs[0].clone())
+    obs = torch.stack(observations)[None]
+    with torch.no_grad():
+        unsteered = base(obs, return_residual_at=[0, 2], predict_obs=False).residuals
+    torch.testing.assert_close(core.e[0], unsteered[2][0, -1])
+    torch.testing.assert_close(core.e_write[0], unsteered[0][0, -1])
+    assert core.write == 0 and core.layer == 2
 
 
 def test_unreachable_threshold_runs_whole_episodes(models):

@@ -81,6 +81,13 @@ def test_codebook_decoder_applies_exactly_the_selected_controller(rank):
     assert z.grad is not None and z.grad.abs().sum() > 0
 
 
+def test_write_layer_defaults_to_the_read_layer_and_rejects_negatives():
+    assert MetacontrollerConfig(layer=2).write_boundary == 2
+    assert MetacontrollerConfig(layer=2, write_layer=0).write_boundary == 0
+    with pytest.raises(ValueError, match="write_layer"):
+        MetacontrollerConfig(write_layer=-1)
+
+
 def test_codebook_must_not_be_negative():
     with pytest.raises(ValueError, match="codebook"):
         MetacontrollerConfig(codebook=-1)

@@ -100,7 +100,7 @@ def test_kmeans_rejects_bad_k():
 
 
 @pytest.mark.parametrize("bad", [{"k": 0}, {"threshold": 0.0}, {"threshold": 1.5},
-                                 {"cluster_episodes": 0}])
+                                 {"cluster_episodes": 0}, {"controller_layer": -1}])
 def test_config_rejects_bad_values_by_name(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         SegmentCodesConfig(**bad)
@@ -126,16 +126,21 @@ def test_codebook_metacontroller_keeps_the_switch_and_uses_the_bank(tiny):
         codebook_metacontroller(meta, ControllerBank(5, 32, rank=4))
 
 
-def test_segment_codes_writes_a_loadable_codebook_metacontroller(tiny):
+@pytest.mark.parametrize("controller_layer", [None, 0])
+def test_segment_codes_writes_a_loadable_codebook_metacontroller(tiny, controller_layer):
     root, data, base, meta = tiny
-    paths = {name: root / name for name in ("base", "meta", "out")}
+    paths = {name: root / f"{name}-{controller_layer}" for name in ("base", "meta", "out")}
     save_model(base, paths["base"])
     save_metacontroller(_with_switch_bias(meta, 0.0), paths["meta"])
     summary = segment_codes(SegmentCodesConfig(
         base=str(paths["base"]), meta=str(paths["meta"]), dataset=str(data.save(root / "d")),
-        out_dir=str(paths["out"]), k=3, controller_steps=2, progress=False))
+        out_dir=str(paths["out"]), k=3, controller_steps=2, controller_layer=controller_layer,
+        progress=False))
     loaded = load_metacontroller(paths["out"])
     assert loaded.cfg.codebook == 3 and loaded.hyper.bank.num_controllers == 3
+    # the gate still reads the metacontroller's boundary; the controllers write where trained
+    assert loaded.cfg.layer == meta.cfg.layer == 1
+    assert loaded.cfg.write_boundary == (1 if controller_layer is None else 0)
     saved = json.loads((paths["out"] / "summary.json").read_text())
     assert saved["group_sizes"] == summary["group_sizes"] and sum(summary["group_sizes"]) > 0
     assert 0.0 < summary["purity"] <= 1.0

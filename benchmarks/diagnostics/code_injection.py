@@ -98,7 +98,7 @@ def fitted_codes(base: BaseModel, meta, data: Demonstrations, index: np.ndarray,
         z = codes[batch.subgoals.clamp_min(0)]
         loss, parts = base.loss(batch.obs, batch.actions, batch.mask, 0.0,
                                 controller=lambda e, z=z: meta.decode(z)(e),
-                                layer=meta.cfg.layer)
+                                layer=meta.cfg.write_boundary)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -197,11 +197,12 @@ def main(argv: list[str] | None = None) -> None:
                      "reach 2k first": first, "best code": first, "pair done": done})
     if args.controller_steps:
         bank, _ = train_controllers(base, data, ControllerConfig(
-            layer=meta.cfg.layer, steps=args.controller_steps, seed=args.seed), progress=False)
+            layer=meta.cfg.write_boundary, steps=args.controller_steps, seed=args.seed),
+            progress=False)
         for k in range(PAIRS):
             venv = ColourSequenceVectorEnv(args.episodes, tasks=[(2 * k, 2 * k + 1)])
             index = torch.full((args.episodes,), k)
-            res = rollout_success(base, venv, seed=seed, layer=meta.cfg.layer,
+            res = rollout_success(base, venv, seed=seed, layer=meta.cfg.write_boundary,
                                   controller_fn=lambda info, i=index: bank.controller(i))
             first = float(np.mean(res["progress"] >= 1))
             rows.append({"source": "ground truth", "pair": k, "codes": 1,

@@ -15,7 +15,7 @@ the best any latent policy can do with this switching unit and these controllers
 
 Usage: python benchmarks/diagnostics/oracle_codes.py --meta irl_agents/weights/grid/metacontroller
        --out runs/oracle-meta [--base irl_agents/weights/grid/base]
-       [--dataset data/grid-pretrain-20k.safetensors] [--steps 500] [--seed 0]
+       [--dataset data/grid-pretrain-20k.safetensors] [--steps 500] [--layer L] [--seed 0]
        [--task 0-1-2-3] [--episodes 1024]
 
 Backs docs/results/internal_rl.md, "An oracle code space: with colour codes, internal RL does work".
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--base", default="irl_agents/weights/grid/base")
     p.add_argument("--dataset", default="data/grid-pretrain-20k.safetensors")
     p.add_argument("--steps", type=int, default=500, help="ground-truth controller steps")
+    p.add_argument("--layer", type=int, default=None,
+                   help="boundary of the controllers (default: the metacontroller's own)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", default="0-1-2-3", help="task for the prior and scripted success")
     p.add_argument("--episodes", type=int, default=1024)
@@ -72,12 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     base, meta = load_model(args.base), load_metacontroller(args.meta)
     data = load_dataset(args.dataset)
+    layer = meta.cfg.layer if args.layer is None else args.layer
     bank, info = train_controllers(base, data, ControllerConfig(
-        layer=meta.cfg.layer, rank=meta.cfg.rank, steps=args.steps, seed=args.seed),
-        progress=False)
-    oracle = codebook_metacontroller(meta, bank)
+        layer=layer, rank=meta.cfg.rank, steps=args.steps, seed=args.seed), progress=False)
+    oracle = codebook_metacontroller(meta, bank, write_layer=layer)
     save_metacontroller(oracle, args.out, extra={
-        "oracle": {"switching_from": args.meta, "controller_steps": args.steps,
+        "oracle": {"switching_from": args.meta, "controller_steps": args.steps, "layer": layer,
                    "seed": args.seed, "controller_nll": info["final_action_nll"]}})
     print(f"oracle metacontroller -> {args.out}; ground-truth controller NLL "
           f"{info['final_action_nll']:.3f}")

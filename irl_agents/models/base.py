@@ -410,6 +410,16 @@ class BaseModel(nn.Module, ABC):
             x = self._block_step(i, x, state, ctx)
         return x, state
 
+    def step_prefix(self, obs: Tensor, state: ModelState, layer: int,
+                    active: Tensor | None = None) -> tuple[Tensor, ModelState]:
+        """A whole step of the blocks ``< layer`` only: :meth:`step_lower`, then the step is
+        finished without the upper blocks, whose part of ``state`` is left unused. For a
+        second, unsteered stream that is only read at ``layer`` (a metacontroller whose
+        switching unit reads another boundary than its controllers write)."""
+        e, state = self.step_lower(obs, state, layer, active)
+        self._advance(state, active)
+        return e, state
+
     def step_upper(
         self, e: Tensor, state: ModelState, layer: int, *, predict_obs: bool = True,
         active: Tensor | None = None,
