@@ -197,6 +197,16 @@ class CodebookDecoder(nn.Module):
             else:
                 self.bank.u.normal_(0.0, 0.1 / d_model**0.5)
 
+    @torch.no_grad()
+    def selecting_codes(self, margin: float = 10.0) -> Tensor:
+        """``(K, n_z)``: row k is the smallest code ``z`` with ``W z + b = margin * e_k``, so it
+        selects controller k (for scripted or injected codes). Through the pseudo-inverse:
+        ``torch.linalg.lstsq`` returned different, partly wrong codes from call to call on
+        this underdetermined system (K < n_z) on the CPU."""
+        k = self.select.out_features
+        target = margin * torch.eye(k, device=self.select.bias.device) - self.select.bias
+        return (torch.linalg.pinv(self.select.weight) @ target.T).T
+
     def weights(self, z: Tensor) -> Tensor:
         """One-hot ``(..., K)`` of the chosen controller, with softmax gradients."""
         soft = torch.softmax(self.select(z), -1)

@@ -88,6 +88,15 @@ def test_write_layer_defaults_to_the_read_layer_and_rejects_negatives():
         MetacontrollerConfig(write_layer=-1)
 
 
+def test_codebook_selecting_codes_select_each_controller_every_time():
+    torch.manual_seed(0)
+    decoder = Metacontroller(MetacontrollerConfig(d_model=16, n_z=8, rank=2, codebook=4)).hyper
+    codes = decoder.selecting_codes()
+    for _ in range(20):  # lstsq on this underdetermined system was not repeatable
+        torch.testing.assert_close(decoder.selecting_codes(), codes)
+    assert decoder.select(codes).argmax(-1).tolist() == [0, 1, 2, 3]
+
+
 def test_codebook_must_not_be_negative():
     with pytest.raises(ValueError, match="codebook"):
         MetacontrollerConfig(codebook=-1)

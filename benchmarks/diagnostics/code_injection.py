@@ -108,9 +108,7 @@ def fitted_codes(base: BaseModel, meta, data: Demonstrations, index: np.ndarray,
 
 def codebook_codes(meta) -> list[torch.Tensor]:
     """For each of a codebook decoder's K controllers, a code that selects it."""
-    select = meta.hyper.select
-    target = 10.0 * torch.eye(select.out_features) - select.bias.detach()
-    return list(torch.linalg.lstsq(select.weight.detach(), target.T).solution.T)
+    return list(meta.hyper.selecting_codes())
 
 
 @torch.no_grad()

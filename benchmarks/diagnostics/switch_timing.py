@@ -29,10 +29,7 @@ from irl_agents.reporting import table
 
 def pair_codes(meta, pairs: np.ndarray, perm: np.ndarray) -> np.ndarray:
     """Codes that select controller ``perm[pair]`` of a codebook decoder."""
-    select = meta.hyper.select
-    target = 10.0 * torch.eye(select.out_features) - select.bias.detach()
-    codes = torch.linalg.lstsq(select.weight.detach(), target.T).solution.T
-    return codes[perm[pairs]].numpy()
+    return meta.hyper.selecting_codes()[perm[pairs]].numpy()
 
 
 @torch.no_grad()
@@ -57,8 +54,8 @@ def run(base, meta, task: str, episodes: int, seed: int, truth_timing: bool,
         completed = np.flatnonzero((after > before) & (after % 2 == 0) & ~done)
         pairs_done += len(completed)
         switched = stopped[~done[stopped]]
-        if truth_timing:
-            switched = completed
+        if truth_timing:  # a saturated gate (beta = 1.0) still stops a row: restart it too
+            switched = np.union1d(completed, switched)
         else:
             fired_at_pair += len(np.intersect1d(switched, completed))
             fired_elsewhere += len(np.setdiff1d(switched, completed))
