@@ -56,8 +56,10 @@ class ControllerConfig:
 
 
 def train_controllers(model: BaseModel, data: Demonstrations, cfg: ControllerConfig,
-                      progress: bool = True) -> tuple[ControllerBank, dict]:
-    """Fit one controller per subgoal label with the base model frozen.
+                      progress: bool = True, num_controllers: int | None = None
+                      ) -> tuple[ControllerBank, dict]:
+    """Fit one controller per subgoal label with the base model frozen (``num_controllers``,
+    default: the largest label + 1; a label without steps keeps its initial controller).
 
     Batches are episodes of similar length (little padding), drawn with an RNG seeded by
     ``(seed, step)``; ``final_action_nll`` is the mean over the last 50 steps.
@@ -65,7 +67,7 @@ def train_controllers(model: BaseModel, data: Demonstrations, cfg: ControllerCon
     if cfg.lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
     torch.manual_seed(cfg.seed)
-    num_subgoals = int(data.subgoals.max()) + 1
+    num_subgoals = int(data.subgoals.max()) + 1 if num_controllers is None else num_controllers
     bank = ControllerBank(num_subgoals, model.d_model, rank=cfg.rank or None).to(model.device)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -82,7 +84,8 @@ def train_controllers(model: BaseModel, data: Demonstrations, cfg: ControllerCon
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / cfg.steps)))
         with autocast(cfg.precision, model.device):
-            loss, parts = model.loss(batch.obs, batch.actions, batch.mask,
+            # steps labelled -1 (no subgoal known) train no controller
+            loss, parts = model.loss(batch.obs, batch.actions, batch.mask & (batch.subgoals >= 0),
                                      controller=lambda e, i=index: bank(e, i), layer=cfg.layer)
         opt.zero_grad(set_to_none=True)
         loss.backward()

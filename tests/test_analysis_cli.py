@@ -41,6 +41,28 @@ def test_controllers_train_and_evaluate(tiny):
     assert 0.0 <= res["success_rate"] <= 1.0 and res["mean_length"] >= 1
 
 
+def test_unlabelled_steps_train_no_controller(tiny):
+    """Steps labelled -1 (segment codes leave some episodes unlabelled) are out of the loss:
+    scrambling their actions leaves the trained controllers unchanged."""
+    import dataclasses
+
+    import numpy as np
+
+    _, data, base = tiny
+    half = np.arange(data.num_steps) < data.episode_starts[data.num_episodes // 2]
+    unlabelled = dataclasses.replace(data, subgoals=np.where(half, -1, data.subgoals))
+    scrambled = dataclasses.replace(unlabelled, actions=np.where(half, (data.actions + 1) % 4,
+                                                                  data.actions))
+    cfg = ControllerConfig(layer=1, rank=2, steps=2, batch_size=8)
+    banks = [train_controllers(base, d, cfg, progress=False)[0] for d in (unlabelled, scrambled)]
+    for a, b in zip(banks[0].parameters(), banks[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    labelled = dataclasses.replace(scrambled, subgoals=data.subgoals)  # the check can fail
+    other = train_controllers(base, labelled, cfg, progress=False)[0]
+    assert any(not torch.equal(a, b) for a, b in zip(banks[0].parameters(), other.parameters(),
+                                                     strict=True))
+
+
 def test_cli_probe_controllers_discover_internal_rl(tiny, tmp_path):
     root, _, _ = tiny
     data, base = str(root / "data.safetensors"), str(root / "base")

@@ -107,7 +107,7 @@ def test_config_rejects_bad_values_by_name(bad):
 
 
 def test_contingency_counts_and_ignores_unlabelled_steps():
-    table = contingency(np.array([0, 0, 1, 1, 1]), np.array([2, 2, 0, -1, 0]), k=2)
+    table = contingency(np.array([0, 0, 1, 1, 1, -1]), np.array([2, 2, 0, -1, 0, 1]), k=2)
     np.testing.assert_array_equal(table, [[0, 0, 2], [2, 0, 0]])
 
 
@@ -144,3 +144,4 @@ def test_segment_codes_writes_a_loadable_codebook_metacontroller(tiny, controlle
     saved = json.loads((paths["out"] / "summary.json").read_text())
     assert saved["group_sizes"] == summary["group_sizes"] and sum(summary["group_sizes"]) > 0
     assert 0.0 < summary["purity"] <= 1.0
+    assert 0 <= summary["unlabelled_episodes"] < data.num_episodes
