@@ -190,8 +190,14 @@ class LatentCore:
         self.raw_obs[idx] = torch.as_tensor(obs, device=self.device)
         e, e_write = self._step_lower(mask)
         self.e = torch.where(mask[:, None], e, self.e)
-        self.e_write = torch.where(mask[:, None], e_write, self.e_write)
+        self.e_write = self._written(mask, e_write)
         self.h[mask] = 0.0
+
+    def _written(self, mask: Tensor, e_write: Tensor) -> Tensor:
+        """``e_write`` updated in the rows of ``mask``: ``e`` itself when both are one boundary."""
+        if self.read_state is None:
+            return self.e
+        return torch.where(mask[:, None], e_write, self.e_write)
 
     def _step_lower(self, active: Tensor) -> tuple[Tensor, Tensor]:
         """The new observations' residuals at the read and at the write boundary."""
@@ -274,7 +280,7 @@ class LatentCore:
             h_new = self.meta.history_step(self.e, self.h)
             self.h = torch.where(cmask[:, None], h_new, self.h)
             self.e = torch.where(cmask[:, None], e_new, self.e)
-            self.e_write = torch.where(cmask[:, None], e_write, self.e_write)
+            self.e_write = self._written(cmask, e_write)
             beta = self.meta.switch_prob(self.e, self.h, self.z).cpu().numpy()
             switched = np.flatnonzero(cont & (beta >= self.threshold))
             for row in switched.tolist():

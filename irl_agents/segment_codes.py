@@ -218,8 +218,8 @@ def _segment_codes(cfg: SegmentCodesConfig) -> dict:
     spread = within_share(ends[torch.as_tensor(fit)], centres, scale)
     groups = assign(ends, centres, scale).numpy()
     labels = step_labels(spans, groups, data)
-    counts = np.bincount(spans[:, 0], minlength=data.num_episodes)
     if cfg.modal_episodes:  # steps of episodes with an unusual number of segments: unlabelled
+        counts = np.bincount(spans[:, 0], minlength=data.num_episodes)
         odd = counts != np.bincount(counts).argmax()
         labels[np.repeat(odd, data.episode_lengths)] = -1
     layer = meta.cfg.layer if cfg.controller_layer is None else cfg.controller_layer
