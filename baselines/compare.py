@@ -82,6 +82,13 @@ class CompareConfig(DictConfig):
     """KL weight of the metacontroller variants (None: the metacontroller's own)."""
     threshold: float = 0.5
     """Switch threshold of every latent environment."""
+    greedy: bool = False
+    """Latent methods take the base model's most likely raw action instead of sampling it (the
+    paper samples). Raw-action RL and flat PPO always sample: their policy is the action
+    distribution."""
+    segment_layer: int | None = None
+    """Boundary the segment codes' controllers write (None: the metacontroller's own; 0 is the
+    shipped grid segment codes' recipe, docs/results/internal_rl.md, "Issue 18")."""
     eval_episodes: int = 500
     """Held-out episodes scored by each prepare step."""
     workers: int = 2
@@ -129,6 +136,8 @@ class CompareConfig(DictConfig):
             check_int(name, getattr(self, name), 1)
         check_int("episodes", self.episodes, self.batch_episodes)
         check_float("threshold", self.threshold, positive=True, high=1.0)
+        if self.segment_layer is not None:
+            check_int("segment_layer", self.segment_layer, 0)
         if self.alpha is not None:
             check_float("alpha", self.alpha, low=0.0)
         for budget in self.budgets:
@@ -230,7 +239,8 @@ def _setup(cfg: CompareConfig, out: Path) -> Setup:
                  dataset=cfg.dataset or str(out / "data.safetensors"),
                  prepared=str(out / "prepared"), prepare_steps=cfg.prepare_steps,
                  alpha=float(alpha), layer=load_metacontroller(meta).cfg.layer,
-                 threshold=cfg.threshold, eval_episodes=cfg.eval_episodes, device=cfg.device,
+                 threshold=cfg.threshold, greedy=cfg.greedy, segment_layer=cfg.segment_layer,
+                 eval_episodes=cfg.eval_episodes, device=cfg.device,
                  precision=cfg.precision)
 
 
@@ -382,11 +392,13 @@ def _write_csv(path: Path, runs: list[dict]) -> None:
 
 
 def _title(cfg: CompareConfig) -> str:
-    return f"{cfg.env}, task {task_label(cfg)}: {cfg.seeds} seeds x {cfg.episodes:,} episodes"
+    decoding = ", argmax raw actions in the latent methods" if cfg.greedy else ""
+    return (f"{cfg.env}, task {task_label(cfg)}: {cfg.seeds} seeds x {cfg.episodes:,} "
+            f"episodes{decoding}")
 
 
 def _marker(cfg: CompareConfig) -> str:
-    return f"compare:{cfg.env}:{task_label(cfg)}"
+    return f"compare:{cfg.env}:{task_label(cfg)}" + (":argmax" if cfg.greedy else "")
 
 
 def update_docs(path: str | Path, marker: str, body: str) -> None:

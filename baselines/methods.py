@@ -55,12 +55,16 @@ class Setup:
     """Controlled layer boundary (the method's metacontroller's)."""
     threshold: float
     """Switch threshold of the latent environments."""
+    segment_layer: int | None
+    """Boundary the segment codes' controllers write (None: ``layer``)."""
     eval_episodes: int
     """Held-out episodes scored by the prepare steps."""
     device: str = "cpu"
     """Torch device of every stage's models."""
     precision: str | None = None
     """Training precision of every stage (None: each stage's own default)."""
+    greedy: bool = False
+    """Latent methods take the base model's most likely raw action."""
 
     def run_options(self, precision: bool = True) -> dict[str, str]:
         """``device`` (and ``precision`` unless None) for a stage's settings."""
@@ -78,7 +82,8 @@ def _internal(setup: Setup, seed: int, out: Path, base: str, meta: str, epochs: 
                            task=setup.task, episodes=setup.episodes,
                            batch_episodes=setup.batch_episodes, epochs=epochs,
                            threshold=setup.threshold if threshold is None else threshold,
-                           seed=seed, out_dir=str(out), progress=False, **setup.run_options())
+                           greedy=setup.greedy, seed=seed, out_dir=str(out), progress=False,
+                           **setup.run_options())
     return internal_rl(cfg, meta=meta_module)
 
 
@@ -127,6 +132,7 @@ def _prepare_segments(setup: Setup) -> None:
     segment_codes(SegmentCodesConfig(base=setup.base, meta=setup.meta, dataset=setup.dataset,
                                      out_dir=str(_prepared(setup, "segment-codes")),
                                      threshold=setup.threshold,
+                                     controller_layer=setup.segment_layer,
                                      controller_steps=max(1, setup.prepare_steps // 3),
                                      progress=False, **setup.run_options()))
 

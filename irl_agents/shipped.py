@@ -2,12 +2,13 @@
 
 ``irl_agents/weights/<env>/base/`` holds the default pretrained base model of an environment
 family and ``irl_agents/weights/<env>/metacontroller/`` its metacontroller. The gridworld also
-ships ``segment-codes/``: that metacontroller with its decoder replaced by four controllers
-named by where its segments end (``irl segment-codes``), and ``scaling/``: milestones of its
-base model's scaling curve (:func:`scaling_checkpoints`), and ``relabel-073M-segment-codes/``:
-label-free segment codes for the ``scaling/relabel-073M`` base model (a gate at boundary 1 over
-controllers at boundary 0; docs/results/internal_rl.md, "Issue 18"). docs/results.md and its
-stage pages (docs/results/, docs/scaling_grid.md) say how each was trained.
+ships ``segment-codes/``: four label-free controllers named by where the metacontroller's
+segments end (``irl segment-codes``; its gate reads boundary 1, the controllers write boundary
+0), ``scaling/``: milestones of the base-model scaling curve (:func:`scaling_checkpoints`; the
+default base is its ``relabel-073M``), and ``first-release/``: the first release's base model,
+metacontroller and segment codes, which the older result tables were measured on.
+docs/results.md and its stage pages (docs/results/, docs/scaling_grid.md) say how each was
+trained.
 ``InternalRL/ColourSequenceLatent-v0`` is ``make_latent_env("grid")`` and
 ``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``; their ``vector_entry_point``
 (``gym.make_vec``) is :func:`make_latent_vector_env`.

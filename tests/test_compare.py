@@ -66,7 +66,7 @@ def test_update_docs_replaces_between_markers(tmp_path):
 
 @pytest.mark.parametrize("field, value, match", [
     ("methods", ("internal-rl", "nope"), "methods"), ("seeds", 0, "seeds"),
-    ("episodes", 10, "episodes"),
+    ("episodes", 10, "episodes"), ("segment_layer", -1, "segment_layer"),
 ])
 def test_bad_config_names_the_field(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -131,6 +131,26 @@ def test_quick_sweep_over_every_method(tmp_path):
     cfg = CompareConfig(**{**QUICK, "out_dir": str(tmp_path / "q"), "progress": False})
     result = compare(cfg)
     assert {r["method"] for r in result["runs"]} == set(METHODS)
+
+
+def test_argmax_sweep_and_segment_codes_written_below_the_gate(tmp_path):
+    """``--greedy`` reaches the latent methods' runs and gets its own docs section;
+    ``--segment-layer`` sets where the segment codes' controllers write."""
+    from irl_agents.models import load_metacontroller
+
+    cfg = CompareConfig(task="0-1", methods=("segment-codes",), seeds=1, episodes=16,
+                        batch_episodes=16, workers=1, greedy=True, segment_layer=0,
+                        prepare_steps=10, eval_episodes=16, data_episodes=200,
+                        out_dir=str(tmp_path / "g"), docs=str(tmp_path / "results.md"),
+                        progress=False)
+    compare(cfg)
+    out = tmp_path / "g" / "0-1"
+    run = json.loads((out / "runs" / "segment-codes" / "seed0" / "run.json").read_text())
+    assert run["config"]["greedy"] is True
+    meta = load_metacontroller(tmp_path / "g" / "prepared" / "segment-codes")
+    assert (meta.cfg.layer, meta.cfg.write_boundary) == (1, 0)
+    text = (tmp_path / "results.md").read_text()
+    assert "<!-- compare:grid:0-1:argmax begin -->" in text and "argmax raw actions" in text
 
 
 def test_ray_backend_gives_the_same_runs(tmp_path):

@@ -100,21 +100,27 @@ def test_scaling_checkpoints_load_and_match_their_index():
         scaling_checkpoints("ant")
 
 
-def test_label_free_codes_of_the_scaling_base_steer_in_a_latent_env():
-    """The label-free segment codes of docs/results/internal_rl.md ("Issue 18"): a gate that
-    reads boundary 1 over controllers that write boundary 0 of relabel-073M."""
-    import numpy as np
-
+def test_default_grid_models_are_the_label_free_pipeline_on_relabel_073m():
+    """The defaults of docs/results/internal_rl.md ("Issue 18"): the base is the scaling curve's
+    relabel-073M, the segment codes' gate reads boundary 1 over controllers at boundary 0, and
+    the first release's models stay loadable beside them."""
     from irl_agents.latent_env import LatentActionEnv
     from irl_agents.models import load_metacontroller, load_model
     from irl_agents.raw_batch import make_raw_batch
     from irl_agents.shipped import WEIGHTS
 
     grid = WEIGHTS / "grid"
-    meta = load_metacontroller(grid / "relabel-073M-segment-codes")
+    assert ((grid / "base" / "model.safetensors").read_bytes()
+            == (grid / "scaling" / "relabel-073M" / "model.safetensors").read_bytes())
+    meta = load_metacontroller(shipped("grid", "segment-codes"))
     assert (meta.cfg.layer, meta.cfg.write_boundary, meta.cfg.codebook) == (1, 0, 4)
-    base = load_model(grid / "scaling" / "relabel-073M")
+    assert load_metacontroller(shipped("grid", "metacontroller")).cfg.layer == 1
+    base = load_model(shipped("grid", "base"))
     env = LatentActionEnv(base, meta, make_raw_batch("grid", "posttrain", 1, "0-1-2-3"))
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.asarray(meta.hyper.selecting_codes()[0]))
     assert info["raw_steps"] >= 1
+    old = grid / "first-release"
+    assert load_model(old / "base").config.d_model == base.config.d_model
+    for part in ("metacontroller", "segment-codes"):
+        assert load_metacontroller(old / part).cfg.layer == 1

@@ -34,10 +34,10 @@ def pair_codes(meta, pairs: np.ndarray, perm: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def run(base, meta, task: str, episodes: int, seed: int, truth_timing: bool,
-        perm: np.ndarray, threshold: float) -> dict:
+        perm: np.ndarray, threshold: float, greedy: bool = False) -> dict:
     colours = [int(c) for c in task.split("-")]
     core = LatentCore(base, meta, make_raw_batch("grid", "posttrain", episodes, task),
-                      threshold=1.0 if truth_timing else threshold, z_bound=1e6)
+                      threshold=1.0 if truth_timing else threshold, z_bound=1e6, greedy=greedy)
     rows = np.arange(episodes)
     core.reset(rows, [seed + i for i in range(episodes)])
 
@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="controller of each pair, e.g. 3-0-1-2 (default: from the metacontroller"
                         "'s segment-code contingency, else the identity)")
     p.add_argument("--seed", type=int, default=10_000_000)
+    p.add_argument("--greedy", action="store_true",
+                   help="take the base model's most likely raw action instead of sampling it")
     args = p.parse_args(argv)
     base, meta = load_model(args.base).eval(), load_metacontroller(args.meta).eval()
     summary = Path(args.meta) / "summary.json"  # written by irl segment-codes
@@ -92,9 +94,10 @@ def main(argv: list[str] | None = None) -> None:
         perm = np.asarray(json.loads(summary.read_text())["contingency"]).argmax(0)
     else:
         perm = np.arange(meta.cfg.codebook)
-    rows = [run(base, meta, args.task, args.episodes, args.seed, truth, perm, args.threshold)
-            for truth in (False, True)]
-    print(f"{args.task}, scripted codes (controller per pair {perm.tolist()}):")
+    rows = [run(base, meta, args.task, args.episodes, args.seed, truth, perm, args.threshold,
+                args.greedy) for truth in (False, True)]
+    decoding = "argmax" if args.greedy else "sampled"
+    print(f"{args.task}, scripted codes (controller per pair {perm.tolist()}), {decoding} actions:")
     print(table(rows))
 
 
