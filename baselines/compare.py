@@ -269,7 +269,8 @@ def compare(cfg: CompareConfig) -> dict:
         check_output_file("docs", cfg.docs)
     config = run_config(dataclasses.asdict(cfg), SWEEP_SETTINGS)
     with claim_run(cfg.out_dir, "compare", config, overwrite=cfg.overwrite,
-                   legacy=("prepared", "data.safetensors")):
+                   legacy=("prepared", "data.safetensors"),
+                   defaults=dataclasses.asdict(CompareConfig())):  # sweeps from before an option
         return _compare(cfg)
 
 

@@ -71,7 +71,8 @@ def claim_episodic_run(command: str, cfg: Any) -> RunFolder:
     """Claim ``cfg.out_dir`` for a critic-free RL run of ``command`` (see
     :mod:`irl_agents.run_folder`); ``cfg`` is the run's config dataclass."""
     return claim_run(cfg.out_dir, command, run_config(dataclasses.asdict(cfg), RUN_SETTINGS),
-                     overwrite=cfg.overwrite, legacy=(CHECKPOINT, _LEGACY_MARKER))
+                     overwrite=cfg.overwrite, legacy=(CHECKPOINT, _LEGACY_MARKER),
+                     defaults=dataclasses.asdict(type(cfg)()))  # runs from before an option
 
 
 def _save_checkpoint(out: Path, policy: EpisodicPolicy, opt: torch.optim.Optimizer,

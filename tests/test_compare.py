@@ -165,3 +165,22 @@ def test_ray_backend_gives_the_same_runs(tmp_path):
     pool = compare(CompareConfig(**{**cfg.__dict__, "ray_address": None,
                                     "out_dir": str(tmp_path / "pool")}))["runs"]
     assert ray_runs[0]["success_rate"] == pool[0]["success_rate"]
+
+
+def test_sweeps_and_runs_recorded_before_a_new_option_resume(tmp_path):
+    """A sweep (and its internal-RL runs) recorded before ``greedy`` existed: the missing
+    setting matches its default, so the sweep resumes instead of refusing the folder."""
+    cfg = CompareConfig(task="0-1", methods=("prior",), seeds=1, episodes=16, batch_episodes=16,
+                        workers=1, out_dir=str(tmp_path / "old"), progress=False,
+                        data_episodes=20)
+    compare(cfg)
+    run = tmp_path / "old" / "0-1" / "runs" / "prior" / "seed0"
+    for record in (tmp_path / "old" / "run.json", run / "run.json"):
+        saved = json.loads(record.read_text())
+        del saved["config"]["greedy"]
+        record.write_text(json.dumps(saved))
+    stamp = (run / "summary.json").stat().st_mtime_ns
+    compare(cfg)
+    assert (run / "summary.json").stat().st_mtime_ns == stamp
+    with pytest.raises(Exception, match="greedy"):  # a real change of setting still refuses
+        compare(CompareConfig(**{**cfg.to_dict(), "greedy": True}))

@@ -18,6 +18,7 @@ import torch
 
 from irl_agents.controllers import ControllerBank
 from irl_agents.discovery import DiscoverConfig, discover
+from irl_agents.internal_rl import InternalRLConfig, internal_rl
 from irl_agents.metacontroller import codebook_metacontroller
 from irl_agents.models import (
     ModelConfig,
@@ -75,6 +76,9 @@ def tiny(tmp_path_factory) -> dict[str, str]:
         with open(run / "curve.csv", "w", newline="") as f:
             csv.writer(f).writerows([["episodes", "success_rate"], [4, 0.0], [8, 0.25 * seed]])
         write_json(run / "summary.json", {"seconds": 1.0})
+    internal_rl(InternalRLConfig(base=str(root / "base"), meta=str(root / "codebook"),
+                                 task="0-1", episodes=4, batch_episodes=4, progress=False,
+                                 out_dir=str(root / "irl")))  # a trained latent policy
     return {k: str(root / v) for k, v in {
         "root": "", "grid": "grid.safetensors", "base": "base", "meta": "meta",
         "ant": "ant.safetensors", "ant_oracle": "ant-oracle.safetensors",
@@ -106,6 +110,7 @@ CASES = {
         "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--train-episodes", "20",
         "--test-episodes", "10", "--label", "target_cell"]),
     "expert_floor": ("expert_floor", ["--episodes", "20"]),
+    "gym_policy_eval": ("gym_policy_eval", ["--run", "{root}/irl", "--episodes", "3"]),
     "fatal_moves": ("fatal_moves", [
         "--model", "{base}", "--dataset", "{grid}", "--episodes", "5", "--controller-steps", "1"]),
     "model_diagnostics": ("model_diagnostics", [
@@ -132,6 +137,8 @@ CASES = {
     "scaling_grid ship": ("scaling_grid", ["ship", "{root}/scale:1", "--out", "{root}/ship"]),
     "switch_timing": ("switch_timing", [
         "--meta", "{codebook}", "--base", "{base}", "--episodes", "3"]),
+    "switch_timing argmax": ("switch_timing", [
+        "--meta", "{codebook}", "--base", "{base}", "--episodes", "3", "--greedy"]),
     "sb3_latent": ("sb3_latent", [
         "--base", "{base}", "--meta", "{meta}", "--episodes", "2", "--num-envs", "2"]),
 }
@@ -151,14 +158,30 @@ def test_every_diagnostic_has_a_case_and_names_its_results_entry():
 def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
     name, argv = CASES[case]
     run_script(name, [arg.format(**tiny) for arg in argv])
-    assert capsys.readouterr().out or name.startswith("plot")  # every other one prints
+    out = capsys.readouterr().out
+    assert out or name.startswith("plot")  # every other one prints
     if case == "scaling_grid ship":
         index = json.loads((Path(tiny["root"]) / "ship" / "index.json").read_text())
         assert [c["folder"] for c in index["checkpoints"]] == ["expert-000M"]
         assert (Path(tiny["root"]) / "ship" / "expert-000M" / "model.safetensors").is_file()
+    if case == "gym_policy_eval":
+        assert '"episodes": 3, "success"' in out
     if case == "oracle_codes":
         assert json.loads((Path(tiny["root"]) / "oracle" / "metacontroller.json").read_text())
     if case == "oracle_codes split":  # the tiny gate reads boundary 1, the controllers write 0
         saved = json.loads((Path(tiny["root"]) / "oracle-split" / "metacontroller.json")
                            .read_text())
         assert saved["config"]["layer"] == 1 and saved["config"]["write_layer"] == 0
+
+
+def test_plot_runs_takes_unfinished_runs_only_when_asked(tmp_path, capsys):
+    """A run still going (curve.csv, no summary.json) is left out unless ``--unfinished``."""
+    run = tmp_path / "live" / "seed0"
+    run.mkdir(parents=True)
+    (run / "curve.csv").write_text("episodes,success_rate,seconds\n4,0.0,1.0\n8,0.5,2.0\n")
+    argv = [f"live={tmp_path}/live/seed*", "--out", str(tmp_path / "p.png"), "--budgets", "8"]
+    with pytest.raises(ValueError, match="no finished runs"):
+        run_script("plot_runs", argv)
+    run_script("plot_runs", [*argv, "--unfinished", "--log-x"])
+    assert "| live | 1 | 0.250 |" in capsys.readouterr().out
+    assert (tmp_path / "p.png").stat().st_size > 1000

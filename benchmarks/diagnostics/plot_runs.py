@@ -22,15 +22,29 @@ from pathlib import Path
 
 from baselines.compare import default_budgets, markdown_table, run_record
 from baselines.plots import plot_comparison
+from irl_agents.curves import episodes_to, read_curve
 
 
-def load_group(label: str, pattern: str) -> list[dict]:
-    """One record per finished run folder matching ``pattern``."""
+def load_group(label: str, pattern: str, unfinished: bool = False) -> list[dict]:
+    """One record per finished run folder matching ``pattern`` (``unfinished``: also runs
+    still going or stopped, up to their last curve row)."""
     folders = [f for f in sorted(Path(p) for p in glob.glob(pattern))
-               if (f / "summary.json").is_file()]
+               if (f / "summary.json").is_file()
+               or (unfinished and (f / "curve.csv").is_file())]
     if not folders:
         raise ValueError(f"no finished runs (curve.csv + summary.json) match {pattern!r}")
-    return [run_record(folder, label, seed) for seed, folder in enumerate(folders)]
+    return [run_record(folder, label, seed) if (folder / "summary.json").is_file()
+            else _unfinished_record(folder, label, seed) for seed, folder in enumerate(folders)]
+
+
+def _unfinished_record(folder: Path, label: str, seed: int) -> dict:
+    curve = read_curve(folder / "curve.csv")
+    return {"method": label, "seed": seed, "episodes": curve["episodes"],
+            "success_rate": curve["success_rate"],
+            "final_success_rate": curve["success_rate"][-1],
+            "episodes_to_0.5": episodes_to(curve, 0.5),
+            "episodes_to_0.9": episodes_to(curve, 0.9),
+            "seconds": curve["seconds"][-1] if "seconds" in curve else None}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,17 +53,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="plot path (PNG)")
     p.add_argument("--title", default="")
     p.add_argument("--budgets", type=int, nargs="*", help="episode budgets for the table")
+    p.add_argument("--unfinished", action="store_true",
+                   help="also runs without summary.json (still going or stopped), as far as "
+                        "their curve goes")
+    p.add_argument("--log-x", action="store_true", help="log-scale episode axis")
     args = p.parse_args(argv)
     runs, labels = [], []
     for group in args.groups:
         label, sep, pattern = group.partition("=")
         if not sep:
             raise ValueError(f"groups are LABEL=GLOB, got {group!r}")
-        runs += load_group(label, pattern)
+        runs += load_group(label, pattern, args.unfinished)
         labels.append(label)
     budgets = args.budgets or default_budgets(max(r["episodes"][-1] for r in runs), 256)
     print(markdown_table(runs, labels, budgets))
-    plot_comparison(runs, labels, args.out, title=args.title)
+    plot_comparison(runs, labels, args.out, log_x=args.log_x, title=args.title)
 
 
 if __name__ == "__main__":
