@@ -71,7 +71,9 @@ def make_latent_env(env: str = "grid", task_set: str = "posttrain", threshold: f
     """The latent-action environment over the shipped base model and a shipped metacontroller.
 
     :param metacontroller: ``"metacontroller"`` (end-to-end, PAPER §5) or, for the gridworld,
-        ``"segment-codes"`` (four codes named by where its segments end).
+        ``"segment-codes"`` (four codes named by where its segments end). Internal RL learns
+        the post-training task over the segment codes with ``threshold=0.3``, after about
+        120,000 episodes (docs/results/internal_rl.md, "Issue 18", point 7).
     :param task: one task, e.g. ``"0-1-2-3"``, replacing the task set's tasks.
 
     The other arguments are :class:`LatentActionEnv`'s and :func:`make_raw_batch`'s, e.g.

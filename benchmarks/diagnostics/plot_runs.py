@@ -10,8 +10,8 @@ Usage: python benchmarks/diagnostics/plot_runs.py "oracle codes=runs/oracle-irl-
        [--budgets 256 1024 10240]
 
 Backs docs/results/internal_rl.md, "An oracle code space: with colour codes, internal RL does
-work" and "Without labels: codes named by where a segment ends" (tables and figures of RL runs
-outside a sweep).
+work", "Without labels: codes named by where a segment ends" and "Issue 18" (tables and
+figures of RL runs outside a sweep, e.g. the ladder of decisions, point 7).
 """
 
 from __future__ import annotations
