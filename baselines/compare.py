@@ -322,9 +322,12 @@ def gather(out: Path, methods: Sequence[str], seeds: int | Iterable[int]) -> lis
 
 
 def run_record(folder: Path, method: str, seed: int) -> dict:
-    """A finished run folder (``curve.csv`` + ``summary.json``) as one record of the tables."""
+    """A run folder (``curve.csv``, and ``summary.json`` once finished) as one record of the
+    tables; an unfinished run counts as far as its curve goes."""
     curve = read_curve(folder / "curve.csv")
-    summary = json.loads((folder / "summary.json").read_text())
+    path = folder / "summary.json"
+    summary = (json.loads(path.read_text()) if path.is_file()
+               else {"seconds": curve["seconds"][-1] if "seconds" in curve else None})
     return {"method": method, "seed": seed, "episodes": curve["episodes"],
             "success_rate": curve["success_rate"],
             "final_success_rate": curve["success_rate"][-1],

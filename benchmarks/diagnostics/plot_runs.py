@@ -22,7 +22,6 @@ from pathlib import Path
 
 from baselines.compare import default_budgets, markdown_table, run_record
 from baselines.plots import plot_comparison
-from irl_agents.curves import episodes_to, read_curve
 
 
 def load_group(label: str, pattern: str, unfinished: bool = False) -> list[dict]:
@@ -33,18 +32,7 @@ def load_group(label: str, pattern: str, unfinished: bool = False) -> list[dict]
                or (unfinished and (f / "curve.csv").is_file())]
     if not folders:
         raise ValueError(f"no finished runs (curve.csv + summary.json) match {pattern!r}")
-    return [run_record(folder, label, seed) if (folder / "summary.json").is_file()
-            else _unfinished_record(folder, label, seed) for seed, folder in enumerate(folders)]
-
-
-def _unfinished_record(folder: Path, label: str, seed: int) -> dict:
-    curve = read_curve(folder / "curve.csv")
-    return {"method": label, "seed": seed, "episodes": curve["episodes"],
-            "success_rate": curve["success_rate"],
-            "final_success_rate": curve["success_rate"][-1],
-            "episodes_to_0.5": episodes_to(curve, 0.5),
-            "episodes_to_0.9": episodes_to(curve, 0.9),
-            "seconds": curve["seconds"][-1] if "seconds" in curve else None}
+    return [run_record(folder, label, seed) for seed, folder in enumerate(folders)]
 
 
 def main(argv: list[str] | None = None) -> None:
