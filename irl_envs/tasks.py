@@ -57,7 +57,7 @@ def parse_task(spec: str | Sequence[int], name: str = "task") -> Task:
     anything else (floats, strings and bools inside a sequence are not coerced)."""
     if isinstance(spec, str):
         parts = [c.strip() for c in spec.replace(",", "-").split("-")]
-        if not all(c.isdigit() for c in parts):
+        if not all(c.isdecimal() for c in parts):  # isdigit() also takes '²', which int() refuses
             raise ValueError(f"{name} must look like '0-1-2-3', got {spec!r}")
         return tuple(int(c) for c in parts)
     return check_int_sequence(name, spec)
