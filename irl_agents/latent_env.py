@@ -409,7 +409,7 @@ class LatentActionEnv(gym.Env):
 class LatentVectorEnv(VectorEnv):
     """N latent-action environments as a Gymnasium vector env, batched through one base model.
 
-    ``gym.make_vec("InternalRL/ColourSequenceLatent-v0", num_envs=N)`` returns it. Each raw
+    ``gym.make_vec("InternalRL/ColourSequenceLatent-v1", num_envs=N)`` returns it. Each raw
     step runs one batched base-model step for the sub-environments still inside their latent
     step; those that switched wait (their model state untouched) until all have.
     Sub-environment i of a batch reset with ``seed=s`` plays exactly the episodes of
@@ -503,7 +503,7 @@ class LatentVecEnv(SB3VecEnv):
     observation is the next episode's first, the last one is in
     ``info["terminal_observation"]``) and every sub-environment's info on every step.
 
-    ``irl_envs.sb3.make_sb3_vec_env("InternalRL/ColourSequenceLatent-v0", n_envs=N)`` builds
+    ``irl_envs.sb3.make_sb3_vec_env("InternalRL/ColourSequenceLatent-v1", n_envs=N)`` builds
     one over the shipped models.
     """
 

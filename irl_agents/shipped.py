@@ -9,9 +9,11 @@ default base is its ``relabel-073M``), and ``first-release/``: the first release
 metacontroller and segment codes, which the older result tables were measured on.
 docs/results.md and its stage pages (docs/results/, docs/scaling_grid.md) say how each was
 trained.
-``InternalRL/ColourSequenceLatent-v0`` is ``make_latent_env("grid")`` and
-``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``; their ``vector_entry_point``
-(``gym.make_vec``) is :func:`make_latent_vector_env`.
+``InternalRL/ColourSequenceLatent-v1`` is ``make_latent_env("grid",
+metacontroller="segment-codes", threshold=0.3)`` (what internal RL learns the post-training
+task on), ``InternalRL/ColourSequenceLatent-v0`` ``make_latent_env("grid")`` (the end-to-end
+metacontroller) and ``InternalRL/AntSubgoalsLatent-v0`` ``make_latent_env("ant")``; their
+``vector_entry_point`` (``gym.make_vec``) is :func:`make_latent_vector_env`.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def make_latent_env(env: str = "grid", task_set: str = "posttrain", threshold: f
     :param task: one task, e.g. ``"0-1-2-3"``, replacing the task set's tasks.
 
     The other arguments are :class:`LatentActionEnv`'s and :func:`make_raw_batch`'s, e.g.
-    ``gym.make("InternalRL/ColourSequenceLatent-v0", metacontroller="segment-codes",
-    task="0-1-2-3")``.
+    ``gym.make("InternalRL/ColourSequenceLatent-v1", task="0-1-2-3")`` (v1 is the segment
+    codes at ``threshold=0.3``).
     """
     base, meta = _frozen(env, metacontroller)
     raw = make_raw_batch(env, task_set, 1, task, render_mode=render_mode)

@@ -6,10 +6,13 @@ Importing this package registers:
 - ``InternalRL/ColourSequencePretrain-v0``: gridworld-pinpad, a pretraining task per episode.
 - ``InternalRL/AntSubgoals-v0``: ant-pinpad, post-training task 0-1-2-3.
 - ``InternalRL/AntSubgoalsPretrain-v0``: ant-pinpad, a pretraining task per episode.
-- ``InternalRL/ColourSequenceLatent-v0``: the gridworld post-training task as a latent-action
-  environment over the shipped base model and metacontroller (``irl_agents.shipped``;
-  ``metacontroller="segment-codes"`` and ``task="0-1-2-3"`` select the segment codes and one
-  task).
+- ``InternalRL/ColourSequenceLatent-v1``: the gridworld post-training task as a latent-action
+  environment over the shipped base model and its label-free segment codes, gate threshold
+  0.3: the configuration internal RL learns the task on (``irl_agents.shipped``;
+  docs/results/internal_rl.md, "Issue 18", point 7). ``task="0-1-2-3"`` selects one task.
+- ``InternalRL/ColourSequenceLatent-v0``: the same over the end-to-end metacontroller (the
+  paper's method, PAPER §5) at threshold 0.5, whose codes do not steer the shipped base model
+  yet; ``metacontroller="segment-codes"`` selects the segment codes.
 - ``InternalRL/AntSubgoalsLatent-v0``: the same for the ant's post-training task 0-1-2-3.
 
 Vectorisation: the gridworld and latent-action ids have a batched ``vector_entry_point``,
@@ -80,15 +83,17 @@ for _name, _tasks in (("AntSubgoals", [ANT_POSTTRAIN_TASK]),
         max_episode_steps=ANT_HORIZON,
         kwargs={"tasks": _tasks},
     )
+_LATENT = {"entry_point": "irl_agents.shipped:make_latent_env",
+           "vector_entry_point": "irl_agents.shipped:make_latent_vector_env"}
 for _name, _env, _horizon in (("ColourSequenceLatent", "grid", GRID_HORIZON),
                               ("AntSubgoalsLatent", "ant", ANT_HORIZON)):
-    register(
-        id=f"{NAMESPACE}/{_name}-v0",
-        entry_point="irl_agents.shipped:make_latent_env",
-        vector_entry_point="irl_agents.shipped:make_latent_vector_env",
-        max_episode_steps=_horizon,
-        kwargs={"env": _env, "task_set": "posttrain"},
-    )
+    register(id=f"{NAMESPACE}/{_name}-v0", max_episode_steps=_horizon,
+             kwargs={"env": _env, "task_set": "posttrain"}, **_LATENT)
+# v1 changes the default action semantics (segment codes, gate 0.3), hence a new version:
+# v0's users keep what they trained on, and Gymnasium points them at v1.
+register(id=f"{NAMESPACE}/ColourSequenceLatent-v1", max_episode_steps=GRID_HORIZON,
+         kwargs={"env": "grid", "task_set": "posttrain", "metacontroller": "segment-codes",
+                 "threshold": 0.3}, **_LATENT)
 
 
 def registered_ids() -> list[str]:

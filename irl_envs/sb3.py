@@ -187,7 +187,7 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None,
 
     Args:
         env_id: a registered id, e.g. ``"InternalRL/ColourSequence-v0"`` or
-            ``"InternalRL/ColourSequenceLatent-v0"``.
+            ``"InternalRL/ColourSequenceLatent-v1"``.
         n_envs: number of sub-environments.
         seed: sub-environment ``i`` is seeded with ``seed + i`` at the first reset.
         monitor: wrap in ``VecMonitor`` so that episode returns and lengths reach SB3's logger

@@ -16,7 +16,8 @@ from irl_envs import ANT_HORIZON, GRID_HORIZON, registered_ids
 from irl_envs.colour_sequence import ColourSequenceVectorEnv
 
 IDS = registered_ids()
-LATENT = ["InternalRL/ColourSequenceLatent-v0", "InternalRL/AntSubgoalsLatent-v0"]
+LATENT = ["InternalRL/ColourSequenceLatent-v0", "InternalRL/AntSubgoalsLatent-v0",
+          "InternalRL/ColourSequenceLatent-v1"]
 RAW_HORIZONS = {"InternalRL/ColourSequence-v0": GRID_HORIZON,
                 "InternalRL/ColourSequencePretrain-v0": GRID_HORIZON,
                 "InternalRL/AntSubgoals-v0": ANT_HORIZON,
@@ -35,6 +36,7 @@ def test_every_id_declares_its_horizon():
         env.close()
     assert gym.spec(LATENT[0]).max_episode_steps == GRID_HORIZON  # <= 1 latent step per raw
     assert gym.spec(LATENT[1]).max_episode_steps == ANT_HORIZON
+    assert gym.spec(LATENT[2]).max_episode_steps == GRID_HORIZON
 
 
 def test_grid_time_limit_agrees_with_the_env():

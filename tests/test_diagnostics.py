@@ -60,6 +60,12 @@ def tiny(tmp_path_factory) -> dict[str, str]:
     generate_dataset("ant", "pretrain", 20, seed=0, progress=False).save(root / "ant.safetensors")
     run_script("ant_oracle_target", ["make-data", "--dataset", str(root / "ant.safetensors"),
                                      "--out", str(root / "ant-oracle.safetensors")])
+    run_script("ant_oracle_target", ["make-data", "--dataset", str(root / "ant.safetensors"),
+                                     "--frame", "heading",
+                                     "--out", str(root / "ant-oracle-heading.safetensors")])
+    save_model(build_model(ModelConfig(obs_dim=43, action_dim=8, discrete=False, d_model=16,
+                                       n_layers=1, n_heads=2, d_mlp=16)),
+               root / "ant-base-heading")  # trained on heading-frame observations
     save_model(build_model(ModelConfig(obs_dim=45, action_dim=8, discrete=False, d_model=16,
                                        n_layers=1, n_heads=2, d_mlp=16,
                                        obs_likelihood="gaussian")), root / "ant-base")
@@ -82,7 +88,9 @@ def tiny(tmp_path_factory) -> dict[str, str]:
     return {k: str(root / v) for k, v in {
         "root": "", "grid": "grid.safetensors", "base": "base", "meta": "meta",
         "ant": "ant.safetensors", "ant_oracle": "ant-oracle.safetensors",
-        "ant_base": "ant-base", "codebook": "codebook"}.items()}
+        "ant_base": "ant-base", "codebook": "codebook",
+        "ant_oracle_heading": "ant-oracle-heading.safetensors",
+        "ant_base_heading": "ant-base-heading"}.items()}
 
 
 CASES = {
@@ -95,9 +103,15 @@ CASES = {
     "ant_oracle_target markov": ("ant_oracle_target", [
         "markov", "--dataset", "{ant_oracle}", "--steps", "2", "--batch-size", "16",
         "--episodes", "1"]),
+    "ant_oracle_target markov heading": ("ant_oracle_target", [
+        "markov", "--dataset", "{ant_oracle_heading}", "--steps", "2", "--batch-size", "16",
+        "--episodes", "1"]),
     "ant_oracle_target expert": ("ant_oracle_target", [
         "expert", "--dataset", "{ant}", "--episodes", "1"]),
     "base_rollout": ("base_rollout", ["--model", "{base}", "--env", "grid", "--episodes", "4"]),
+    "base_rollout heading": ("base_rollout", [
+        "--model", "{ant_base_heading}", "--frame", "heading", "--episodes", "2",
+        "--env-workers", "1"]),
     "code_ablation": ("code_ablation", [
         "--meta", "{meta}", "--base", "{base}", "--dataset", "{grid}", "--episodes", "10"]),
     "code_injection": ("code_injection", [
@@ -166,6 +180,8 @@ def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
         assert (Path(tiny["root"]) / "ship" / "expert-000M" / "model.safetensors").is_file()
     if case == "gym_policy_eval":
         assert '"episodes": 3, "success"' in out
+    if case.endswith("heading"):  # the frame travels from the data file to the rollouts
+        assert out.count('"frame": "heading"') == (3 if name == "ant_oracle_target" else 1)
     if case == "oracle_codes":
         assert json.loads((Path(tiny["root"]) / "oracle" / "metacontroller.json").read_text())
     if case == "oracle_codes split":  # the tiny gate reads boundary 1, the controllers write 0

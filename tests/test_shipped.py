@@ -56,6 +56,17 @@ def test_registered_latent_env_with_segment_codes_and_one_task():
         make_latent_env(metacontroller="base")
 
 
+def test_latent_v1_is_the_configuration_that_learns_the_post_training_task():
+    """v1 = segment codes at gate 0.3 (docs/results/internal_rl.md, Issue 18 point 7); v0
+    keeps its end-to-end codes at 0.5, so runs made on v0 keep their action semantics."""
+    v1 = gym.make("InternalRL/ColourSequenceLatent-v1").unwrapped
+    v0 = gym.make(LATENT_IDS["grid"]).unwrapped
+    assert v1.core.meta.cfg.codebook == 4 and v1.core.threshold == 0.3
+    assert v0.core.meta.cfg.codebook != 4 and v0.core.threshold == 0.5
+    _, info = v1.reset(seed=0)
+    assert list(info["task"]) == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3]
+
+
 def test_latent_env_is_seeded():
     a, b = make_latent_env(), make_latent_env()
     assert np.array_equal(a.reset(seed=5)[0], b.reset(seed=5)[0])

@@ -6,6 +6,9 @@ chosen colour, by handing it the first.
 
 1. ``make-data``: append the one-hot of the expert's current target colour to every
    observation of an ant dataset (the final observation gets zeros: the task is over).
+   ``--frame heading`` first rewrites the observations in the ant's heading frame
+   (:func:`irl_envs.ant_heading.heading_frame`); the file's metadata records the frame and
+   the rollouts below apply the same transform.
 2. Train with the usual ``irl pretrain --dataset OUT`` (obs_dim grows from 41 to 45).
 3. ``rollout``: play the model closed loop with the env's true current target appended,
    on the pretraining tasks or on 0-1-2-3, and report success and colours visited.
@@ -22,6 +25,7 @@ chosen colour, by handing it the first.
 
 Usage:
     python benchmarks/diagnostics/ant_oracle_target.py make-data --dataset IN --out OUT
+           [--frame heading]
     python benchmarks/diagnostics/ant_oracle_target.py rollout --model DIR [--task-set posttrain]
            [--episodes 200] [--greedy] [--seed 0] [--env-workers 2]
     python benchmarks/diagnostics/ant_oracle_target.py sensitivity --model DIR --dataset OUT
@@ -30,7 +34,8 @@ Usage:
     python benchmarks/diagnostics/ant_oracle_target.py expert --dataset IN
 
 Backs docs/results/ant.md, "Ant-pinpad: the pipeline at CPU scale" / "Five times the data, and the
-target handed to the model" (the "target given" rows and the Markov policy).
+target handed to the model" (the "target given" rows and the Markov policy) and "The heading
+frame".
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from torch.distributions import Independent, Normal
 from irl_agents.episodes import pad_episodes, split_episodes
 from irl_agents.model_rollout import rollout_success, rollout_summary
 from irl_agents.models import load_model
+from irl_envs.ant_heading import heading_frame
 from irl_envs.datasets import load_dataset
 from irl_envs.families import env_id, family
 from irl_envs.rollout import current_targets
@@ -73,35 +79,43 @@ def near_new_target(targets: np.ndarray, window: int) -> np.ndarray:
     return t - np.maximum.accumulate(np.where(changed, t, 0), axis=-1) < window
 
 
-def make_data(src: str, out: str) -> None:
+FRAMES = {"world": lambda obs: obs, "heading": heading_frame}
+"""Observation transforms applied before the one-hot (the env's own frame, or the heading's)."""
+
+
+def make_data(src: str, out: str, frame: str = "world") -> None:
     data = load_dataset(src)
+    transform = FRAMES[frame]
     augmented = replace(
         data,
-        observations=np.concatenate([data.observations, one_hot(data.targets)], 1),
+        observations=np.concatenate([transform(data.observations), one_hot(data.targets)], 1),
         final_observations=np.concatenate(
-            [data.final_observations, np.zeros((data.num_episodes, COLOURS), np.float32)], 1),
-        meta={**data.meta, "oracle_target": "one-hot of the current target appended"})
+            [transform(data.final_observations),
+             np.zeros((data.num_episodes, COLOURS), np.float32)], 1),
+        meta={**data.meta, "oracle_target": "one-hot of the current target appended",
+              "obs_frame": frame})
     augmented.save(out)
     print(json.dumps({"file": out, "obs_dim": augmented.obs_dim, "steps": data.num_steps}))
 
 
 def rollout(model_dir: str, task_set: str, episodes: int, greedy: bool, seed: int,
-            workers: int = 2) -> None:
+            workers: int = 2, frame: str = "world") -> None:
     torch.set_num_threads(1)
     _print_rollout(load_model(model_dir).eval(), model_dir, task_set, episodes, greedy, seed,
-                   workers)
+                   workers, frame)
 
 
 def _print_rollout(model, name: str, task_set: str, episodes: int, greedy: bool,
-                   seed: int, workers: int = 2) -> None:
+                   seed: int, workers: int = 2, frame: str = "world") -> None:
     start = time.perf_counter()
+    transform = FRAMES[frame]
     venv = family("ant").make_vec(env_id("ant", task_set), episodes, workers=workers)
     res = rollout_success(model, venv, seed=10_000 + seed, greedy=greedy,
                           obs_fn=lambda obs, info: np.concatenate(
-                              [obs, one_hot(current_targets(info))], 1))
+                              [transform(obs), one_hot(current_targets(info))], 1))
     venv.close()
     print(json.dumps({"model": name, "oracle_target": True, "task_set": task_set,
-                      "greedy": greedy, **rollout_summary(res),
+                      "frame": frame, "greedy": greedy, **rollout_summary(res),
                       "seconds": round(time.perf_counter() - start, 1)}))
 
 
@@ -184,11 +198,12 @@ def markov(dataset: str, steps: int, batch_size: int = 4096, episodes: int = 200
         target = held[:, -COLOURS:]
         nll = {name: float(policy.nll(torch.cat([held[:, :-COLOURS], onehot], -1), acts))
                for name, onehot in (("true", target), ("wrong", target.roll(1, dims=-1)))}
-    print(json.dumps({"policy": "markov MLP 3 x 256", "steps": steps,
+    frame = data.meta.get("obs_frame", "world")
+    print(json.dumps({"policy": "markov MLP 3 x 256", "frame": frame, "steps": steps,
                       "train_seconds": round(train_seconds, 1), "held_out_action_nll": nll}))
     for task_set in ("pretrain", "posttrain"):
         _print_rollout(policy, "markov MLP", task_set, episodes, greedy=True, seed=0,
-                       workers=workers)
+                       workers=workers, frame=frame)
 
 
 @torch.no_grad()
@@ -229,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("make-data")
     d.add_argument("--dataset", required=True)
     d.add_argument("--out", required=True)
+    d.add_argument("--frame", choices=sorted(FRAMES), default="world",
+                   help="observation frame before the one-hot is appended")
     r = sub.add_parser("rollout")
     r.add_argument("--model", required=True)
     r.add_argument("--task-set", choices=["pretrain", "posttrain"], default="pretrain")
@@ -237,6 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--env-workers", type=int, default=2,
                    help="processes stepping the environments (1: this process only)")
+    r.add_argument("--frame", choices=sorted(FRAMES), default="world",
+                   help="observation frame the model was trained in")
     s = sub.add_parser("sensitivity")
     s.add_argument("--model", required=True)
     s.add_argument("--dataset", required=True)
@@ -253,10 +272,10 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--episodes", type=int, default=256, help="held-out episodes scored")
     args = p.parse_args(argv)
     if args.command == "make-data":
-        make_data(args.dataset, args.out)
+        make_data(args.dataset, args.out, args.frame)
     elif args.command == "rollout":
         rollout(args.model, args.task_set, args.episodes, args.greedy, args.seed,
-                args.env_workers)
+                args.env_workers, args.frame)
     elif args.command == "sensitivity":
         sensitivity(args.model, args.dataset, args.episodes)
     elif args.command == "markov":
