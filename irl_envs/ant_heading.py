@@ -23,19 +23,12 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from irl_envs.ant_subgoals import symexp, symlog
 from irl_envs.experts.ant_planner import world_to_heading, yaw_from_quat
 
 _VELOCITY = slice(13, 15)
 _QUAT = slice(1, 5)
 _OFFSETS = 29
-
-
-def _symexp(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.expm1(np.abs(x))
-
-
-def _symlog(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
 
 
 def heading_frame(obs: np.ndarray, cells: int = 5) -> np.ndarray:
@@ -53,11 +46,11 @@ def heading_frame(obs: np.ndarray, cells: int = 5) -> np.ndarray:
     if x.shape[1] != 31 + 2 * cells:
         raise ValueError(f"obs: expected {31 + 2 * cells} dims for {cells} cells, got "
                          f"{x.shape[1]}")
-    quat = _symexp(x[:, _QUAT])
+    quat = symexp(x[:, _QUAT])
     quat /= np.maximum(np.linalg.norm(quat, axis=1, keepdims=True), 1e-12)
     yaw = yaw_from_quat(quat)
     out = x.copy()
-    out[:, _VELOCITY] = _symlog(world_to_heading(_symexp(x[:, _VELOCITY]), yaw))
+    out[:, _VELOCITY] = symlog(world_to_heading(symexp(x[:, _VELOCITY]), yaw))
     for i in range(cells):
         j = _OFFSETS + 2 * i
         out[:, j:j + 2] = world_to_heading(x[:, j:j + 2], yaw)

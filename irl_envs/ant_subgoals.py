@@ -47,6 +47,18 @@ PROPRIO_DIM = 27
 PROPRIO_BOUND = math.log1p(mujoco.mjMAXVAL)
 """symlog of MuJoCo's divergence threshold (|qpos|, |qvel| > 1e10 resets the data): ~23.03."""
 _MAX_LAYOUT_DRAWS = 10_000
+
+
+def symlog(x: np.ndarray) -> np.ndarray:
+    """``sign(x) * log(1 + |x|)``, what the observation applies to the proprioception."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def symexp(x: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`symlog`."""
+    return np.sign(x) * np.expm1(np.abs(x))
+
+
 _LAYOUT_BATCH = 8
 _WALL_HEIGHT = 0.3
 _TILE_GAP = 0.02

@@ -44,7 +44,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from irl_envs.ant_subgoals import PROPRIO_DIM
+from irl_envs.ant_subgoals import PROPRIO_DIM, symexp, symlog
 from irl_envs.atomic import atomic_path, write_json
 from irl_envs.experts.ant_planner import world_to_heading, yaw_from_quat
 from irl_envs.validation import check_tensors
@@ -58,15 +58,6 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "ant_locomotion.safetensors"
 SMOKE_STATUS = "smoke-test, not the final expert"
 
 # ----------------------------------------------------------------------------- features
-
-
-def symlog(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
-
-
-def symexp(x: np.ndarray) -> np.ndarray:
-    """Inverse of the ``symlog`` AntSubgoals applies to its proprioception."""
-    return np.sign(x) * np.expm1(np.abs(x))
 
 
 def proprio_from_obs(obs: np.ndarray) -> np.ndarray:
