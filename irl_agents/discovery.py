@@ -81,6 +81,11 @@ class DiscoverConfig(DictConfig):
     a warm-up lets the decoder learn to use z before rate is charged (0: none)."""
     layer: int | None = None
     """Boundary to control; ``None`` means L/2."""
+    write_layer: int | None = None
+    """Boundary the decoder's controllers write, when not ``layer`` (a departure: the switching
+    unit, history and encoder read the unsteered residual at ``layer``; on the gridworld's
+    relabelled base the gate aligns at boundary 1 and controllers steer best at 0,
+    docs/results/internal_rl.md, "Issue 18"). None: ``layer``, as in the paper."""
     n_z: int = 8
     """Latent code size."""
     rank: int = 16
@@ -131,6 +136,8 @@ class DiscoverConfig(DictConfig):
         check_int("kl_warmup", self.kl_warmup, 0)
         if self.layer is not None:
             check_int("layer", self.layer, 0)
+        if self.write_layer is not None:
+            check_int("write_layer", self.write_layer, 0)
         for name in ("n_z", "steps", "batch_size", "eval_episodes", "log_every",
                      "checkpoint_every"):
             check_int(name, getattr(self, name), 1)
@@ -150,15 +157,24 @@ class DiscoverConfig(DictConfig):
 def elbo_terms(base: BaseModel, meta: Metacontroller, batch: EpisodeBatch, alpha: float,
                obs_weight: float = 0.0, sample: bool = True
                ) -> tuple[torch.Tensor, dict, Posterior]:
-    """Negative ELBO of a batch: action NLL (+ lambda obs NLL when co-training) + alpha KL."""
+    """Negative ELBO of a batch: action NLL (+ lambda obs NLL when co-training) + alpha KL.
+
+    The posterior reads the residual at ``meta.cfg.layer``; the decoded controller writes at
+    ``meta.cfg.write_boundary`` (the same boundary unless ``write_layer`` says otherwise, in
+    which case the posterior reads the unsteered stream)."""
     post: dict[str, Posterior] = {}
+    write = meta.cfg.write_boundary
+    if write != meta.cfg.layer:
+        post["p"] = meta.posterior(base.prefix(batch.obs, meta.cfg.layer), batch.mask,
+                                   sample=sample)
 
     def controller(e: torch.Tensor) -> torch.Tensor:
-        post["p"] = meta.posterior(e, batch.mask, sample=sample)
+        if "p" not in post:
+            post["p"] = meta.posterior(e, batch.mask, sample=sample)
         return meta.decode(post["p"].z)(e)
 
     nll, parts = base.loss(batch.obs, batch.actions, batch.mask, obs_weight,
-                           controller=controller, layer=meta.cfg.layer)
+                           controller=controller, layer=write)
     p = post["p"]
     m = batch.mask.to(p.kl.dtype)
     kl = (p.kl * m).sum() / m.sum()
@@ -243,7 +259,11 @@ def resume_state(ckpt: Path, cfg: Any) -> tuple[int, Path]:
         return 0, ckpt
     try:
         saved = json.loads(marker.read_text())
-        step, config = int(saved["step"]), run_config(saved["config"], RUN_SETTINGS)
+        # settings added since the checkpoint was written take their defaults
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg)
+                    if f.default is not dataclasses.MISSING}
+        step = int(saved["step"])
+        config = run_config({**defaults, **saved["config"]}, RUN_SETTINGS)
         folder = ckpt / saved.get("folder", ".")  # older versions: files in ckpt itself
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{marker}: unreadable checkpoint ({err}); pass --overwrite "
@@ -292,6 +312,8 @@ def _discover(cfg: DiscoverConfig, fresh: bool) -> dict:
     check_base_reads(base, cfg.base, data.obs_dim, data.discrete, f"dataset {cfg.dataset}")
     if cfg.layer is not None:
         check_int("layer", cfg.layer, 0, base.n_layers)
+    if cfg.write_layer is not None:
+        check_int("write_layer", cfg.write_layer, 0, base.n_layers)
     frozen = cfg.cotrain == "frozen"
     out = Path(cfg.out_dir)
     ckpt = out / "checkpoint"
@@ -305,7 +327,9 @@ def _discover(cfg: DiscoverConfig, fresh: bool) -> dict:
     meta = Metacontroller(MetacontrollerConfig(d_model=base.d_model, layer=layer, n_z=cfg.n_z,
                                                rank=cfg.rank, force_switch=cfg.force_switch,
                                                embedding=cfg.embedding,
-                                               codebook=cfg.codebook))
+                                               codebook=cfg.codebook,
+                                               write_layer=None if cfg.write_layer == layer
+                                               else cfg.write_layer))
     if start_step:
         meta.load_state_dict(load_metacontroller(state).state_dict())
     meta.to(cfg.device)

@@ -49,11 +49,13 @@ class MetacontrollerConfig(DictConfig):
     """Layer boundary of the base model it reads (paper: L/2), and writes unless
     ``write_layer`` says otherwise."""
     write_layer: int | None = None
-    """Boundary its decoder's controllers write; None: ``layer``, as in the paper. Only a
-    decoder trained apart from the switching unit (:func:`codebook_metacontroller`) may write
-    elsewhere: on the gridworld's longer-trained base models the switching unit finds the
-    subgoal boundaries at boundary 1 and not at 0, while controllers steer best at boundary 0
-    (docs/results/internal_rl.md, "Issue 18")."""
+    """Boundary its decoder's controllers write; None: ``layer``, as in the paper. A departure
+    for base models where the two differ: on the gridworld's longer-trained base models the
+    switching unit finds the subgoal boundaries at boundary 1 and not at 0, while controllers
+    steer best at boundary 0 (docs/results/internal_rl.md, "Issue 18"). Built by
+    :func:`codebook_metacontroller` (a decoder trained apart) or trained end to end by
+    ``irl discover --write-layer``; either way the switching unit reads the unsteered residual
+    at ``layer``."""
     n_z: int = 8
     """Latent code size."""
     n_h: int = 32

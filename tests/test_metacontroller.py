@@ -196,3 +196,46 @@ def test_discover_resumes_where_an_interrupted_run_stopped(tiny, tmp_path, cotra
         whole["alignment"]["action_nll"], abs=1e-5)
     with pytest.raises(ValueError, match="other settings"):
         discover(DiscoverConfig(out_dir=str(tmp_path / "cut"), steps=4, alpha=0.5, **common))
+
+
+def test_split_elbo_reads_the_unsteered_residual_and_writes_below(tiny):
+    """write_layer: the posterior sees the residual at ``layer`` of the *unsteered* model and
+    the decoded controller acts at ``write_layer``."""
+    _, data, _, base = tiny
+    torch.manual_seed(0)
+    meta = Metacontroller(MetacontrollerConfig(d_model=32, layer=1, n_z=4, rank=4,
+                                               write_layer=0))
+    for p in meta.hyper.parameters():  # a decoder that is not the identity
+        torch.nn.init.normal_(p, std=0.3)
+    batch = pad_episodes(data, np.arange(6))
+    loss, parts, post = elbo_terms(base, meta, batch, alpha=0.0, sample=False)
+    with torch.no_grad():
+        e1 = base(batch.obs, return_residual_at=1).residual  # no controller anywhere
+        assert torch.allclose(base.prefix(batch.obs, 1), e1, atol=1e-6)
+        expected = meta.posterior(e1, batch.mask, sample=False)
+        assert torch.allclose(post.z, expected.z, atol=1e-6)
+        nll, _ = base.loss(batch.obs, batch.actions, batch.mask, controller=lambda e: (
+            meta.decode(expected.z)(e)), layer=0)
+    assert float(parts["action_nll"]) == pytest.approx(float(nll), abs=1e-5)
+
+
+def test_discover_write_layer_saves_a_split_metacontroller_and_old_checkpoints_resume(
+        tiny, tmp_path):
+    root, _, data_path, _ = tiny
+    common = dict(base=str(root / "base"), dataset=str(data_path), batch_size=8, eval_episodes=8,
+                  progress=False, rank=4, n_z=4, layer=1, checkpoint_every=2)
+    discover(DiscoverConfig(out_dir=str(tmp_path / "split"), steps=2, write_layer=0, **common))
+    meta = load_metacontroller(tmp_path / "split")
+    assert (meta.cfg.layer, meta.cfg.write_boundary) == (1, 0)
+    same = DiscoverConfig(out_dir=str(tmp_path / "same"), steps=2, write_layer=1, **common)
+    discover(same)
+    assert load_metacontroller(tmp_path / "same").cfg.write_layer is None  # the paper's
+    # a checkpoint written before write_layer existed resumes under the default
+    discover(DiscoverConfig(out_dir=str(tmp_path / "old"), steps=3, **common))
+    marker = tmp_path / "old/checkpoint/trainer.json"
+    saved = json.loads(marker.read_text())
+    del saved["config"]["write_layer"]
+    marker.write_text(json.dumps(saved))
+    discover(DiscoverConfig(out_dir=str(tmp_path / "old"), steps=4, **common))
+    with pytest.raises(ValueError, match="write_layer"):
+        DiscoverConfig(write_layer=-1)

@@ -270,6 +270,17 @@ class BaseModel(nn.Module, ABC):
             out.residual = residuals[return_residual_at]
         return out
 
+    def prefix(self, obs: Tensor, layer: int) -> Tensor:
+        """Residual ``(B, T, d)`` at boundary ``layer`` of a full forward, running only the
+        blocks below it (what a switching unit reads when the controllers write elsewhere)."""
+        layer = self._check_layer(layer)
+        obs = self._prep_obs(obs, 3)
+        ctx = self._forward_context(obs.shape[1], obs.device)
+        x = self.embed(obs)
+        for i in range(layer):
+            x = self._block_forward(i, x, ctx)
+        return x
+
     def residual_stream(self, obs: Tensor) -> list[Tensor]:
         """Residual stream at every boundary ``0..L`` (list of ``(B, T, d)``), e.g. for probes."""
         out = self.forward(obs, return_residual_at=range(self.n_layers + 1))
