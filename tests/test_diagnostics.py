@@ -139,7 +139,7 @@ CASES = {
         "--dataset", "{grid}", "--steps", "1", "--eval-every", "1"]),
     "plot_pretrain": ("plot_pretrain", ["run={root}", "--out", "{root}/pretrain.png"]),
     "plot_runs": ("plot_runs", ["runs={root}/rl/seed*", "--out", "{root}/runs.png",
-                                "--budgets", "4", "8"]),
+                                "--budgets", "4", "8", "--successes-by", "8"]),
     "rate_distortion": ("rate_distortion", [
         "--frozen", "{meta}", "--dataset", "{grid}", "--out", "{root}/rd.png"]),
     "scaling_grid eval": ("scaling_grid", [
@@ -178,6 +178,8 @@ def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
         index = json.loads((Path(tiny["root"]) / "ship" / "index.json").read_text())
         assert [c["folder"] for c in index["checkpoints"]] == ["expert-000M"]
         assert (Path(tiny["root"]) / "ship" / "expert-000M" / "model.safetensors").is_file()
+    if case == "plot_runs":  # seed 1 succeeded in 0.25 of its second batch of 4 episodes
+        assert '"successes_per_run": [0, 1], "runs_reaching_it": 2' in out
     if case == "gym_policy_eval":
         assert '"episodes": 3, "success"' in out
     if case.endswith("heading"):  # the frame travels from the data file to the rollouts
