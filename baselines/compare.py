@@ -21,12 +21,16 @@ own checkpoints, so an interrupted sweep continues where it stopped. Then it gat
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib.util
 import json
+import signal
+import sys
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +216,8 @@ def _execute(jobs: list[tuple], cfg: CompareConfig) -> list[dict]:
         import multiprocessing as mp
 
         # spawn: a fresh interpreter per worker, no forked torch thread pools
-        with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool, \
+                _workers_die_with(pool):
             pending = {pool.submit(_run_job, *job) for job in ready()}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -221,6 +226,34 @@ def _execute(jobs: list[tuple], cfg: CompareConfig) -> list[dict]:
                 pending |= {pool.submit(_run_job, *job) for job in ready()}
     bar.close()
     return results
+
+
+@contextlib.contextmanager
+def _workers_die_with(pool: ProcessPoolExecutor) -> Iterator[None]:
+    """Terminate the pool's workers when the sweep stops on an exception, Ctrl-C or SIGTERM.
+
+    A worker is a separate interpreter running one job for up to hours; left alone after its
+    parent was killed it would go on writing into a run folder that a resumed sweep writes
+    too. ``ProcessPoolExecutor`` only waits for running jobs (Python < 3.14 has no public
+    way to stop them), so the workers are terminated here; their runs resume from their last
+    checkpoint.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main else None
+    try:
+        yield
+    except BaseException:
+        for process in dict(getattr(pool, "_processes", None) or {}).values():
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    sys.exit(128 + signum)
 
 
 def _setup(cfg: CompareConfig, out: Path) -> Setup:

@@ -184,3 +184,48 @@ def test_sweeps_and_runs_recorded_before_a_new_option_resume(tmp_path):
     assert (run / "summary.json").stat().st_mtime_ns == stamp
     with pytest.raises(Exception, match="greedy"):  # a real change of setting still refuses
         compare(CompareConfig(**{**cfg.to_dict(), "greedy": True}))
+
+
+def _children(pid: int) -> set[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as f:
+            return {int(c) for c in f.read().split()}
+    except OSError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_killing_a_sweep_stops_its_workers(tmp_path):
+    """SIGTERM to ``irl compare`` ends the job it was running in its worker, rather than
+    leaving an orphan that writes into the run folder a resumed sweep also writes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = ["compare", "--task", "0-1", "--methods", "raw-action", "--seeds", "1",
+            "--episodes", "10000000", "--batch-episodes", "16", "--workers", "1",
+            "--no-progress", "--out", str(tmp_path / "cmp")]
+    proc = subprocess.Popen([sys.executable, "-c",
+                             f"from irl_agents.cli import main; main({argv!r})"])
+    curve = tmp_path / "cmp" / "0-1" / "runs" / "raw-action" / "seed0" / "curve.csv"
+    deadline = time.monotonic() + 120
+    while not (curve.is_file() and curve.read_text().count("\n") >= 2):  # the job is running
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    deadline = time.monotonic() + 30
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [w for w in workers if _alive(w)]
