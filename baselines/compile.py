@@ -64,7 +64,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from irl_agents.configs import DictConfig
-from irl_agents.discovery import check_base_reads, resume_state, run_identity, save_state
+from irl_agents.discovery import (
+    check_base_reads,
+    resume_state,
+    run_identity,
+    save_state,
+    setting_defaults,
+)
 from irl_agents.episodes import EpisodeBatch, pad_episodes, similar_length_batch, split_episodes
 from irl_agents.metacontroller import HyperDecoder
 from irl_agents.models import (
@@ -549,7 +555,8 @@ def train_compile(cfg: CompileConfig) -> dict:
     (:mod:`irl_agents.run_folder`).
     """
     with claim_run(cfg.out_dir, "compile", run_identity(cfg), overwrite=cfg.overwrite,
-                   legacy=("checkpoint/trainer.json", "compile.json")) as run:
+                   legacy=("checkpoint/trainer.json", "compile.json"),
+                   defaults=setting_defaults(cfg)) as run:
         return _train_compile(cfg, run.fresh)
 
 

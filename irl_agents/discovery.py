@@ -238,6 +238,12 @@ def run_identity(cfg: Any) -> dict:
     return run_config(dataclasses.asdict(cfg), RUN_SETTINGS)
 
 
+def setting_defaults(cfg: Any) -> dict:
+    """Every setting's default: a run (folder or checkpoint) recorded before a setting existed
+    resumes under it."""
+    return dataclasses.asdict(type(cfg)())
+
+
 def save_state(ckpt: Path, step: int, cfg: Any, write: Callable[[Path], None]) -> None:
     """A resumable checkpoint: ``write(folder)`` fills ``ckpt/step-NNNNNNNN/``, then
     ``ckpt/trainer.json`` points to it (an atomic write: a checkpoint is complete or not
@@ -259,11 +265,8 @@ def resume_state(ckpt: Path, cfg: Any) -> tuple[int, Path]:
         return 0, ckpt
     try:
         saved = json.loads(marker.read_text())
-        # settings added since the checkpoint was written take their defaults
-        defaults = {f.name: f.default for f in dataclasses.fields(cfg)
-                    if f.default is not dataclasses.MISSING}
         step = int(saved["step"])
-        config = run_config({**defaults, **saved["config"]}, RUN_SETTINGS)
+        config = run_config({**setting_defaults(cfg), **saved["config"]}, RUN_SETTINGS)
         folder = ckpt / saved.get("folder", ".")  # older versions: files in ckpt itself
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{marker}: unreadable checkpoint ({err}); pass --overwrite "
@@ -291,7 +294,7 @@ def _save_state(ckpt: Path, step: int, meta: Metacontroller, base: BaseModel | N
 def discover(cfg: DiscoverConfig) -> dict:
     """Train one metacontroller; returns the summary (also written to ``summary.json``)."""
     with claim_run(cfg.out_dir, "discover", run_identity(cfg), overwrite=cfg.overwrite,
-                   legacy=_legacy_run) as run:
+                   legacy=_legacy_run, defaults=setting_defaults(cfg)) as run:
         return _discover(cfg, run.fresh)
 
 

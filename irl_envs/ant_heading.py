@@ -59,6 +59,10 @@ def heading_frame(obs: np.ndarray, cells: int = 5) -> np.ndarray:
     return out[0] if single else out
 
 
+FRAMES = {"world": lambda obs: obs, "heading": heading_frame}
+"""Observation frames by name: the env's own, or :func:`heading_frame`'s (``--frame``)."""
+
+
 class HeadingFrameObservation(gym.ObservationWrapper):
     """An ``AntSubgoals`` environment whose observations are :func:`heading_frame`'s."""
 

@@ -232,10 +232,10 @@ def test_discover_write_layer_saves_a_split_metacontroller_and_old_checkpoints_r
     assert load_metacontroller(tmp_path / "same").cfg.write_layer is None  # the paper's
     # a checkpoint written before write_layer existed resumes under the default
     discover(DiscoverConfig(out_dir=str(tmp_path / "old"), steps=3, **common))
-    marker = tmp_path / "old/checkpoint/trainer.json"
-    saved = json.loads(marker.read_text())
-    del saved["config"]["write_layer"]
-    marker.write_text(json.dumps(saved))
+    for marker in (tmp_path / "old/checkpoint/trainer.json", tmp_path / "old/run.json"):
+        saved = json.loads(marker.read_text())
+        del saved["config"]["write_layer"]
+        marker.write_text(json.dumps(saved))
     discover(DiscoverConfig(out_dir=str(tmp_path / "old"), steps=4, **common))
     with pytest.raises(ValueError, match="write_layer"):
         DiscoverConfig(write_layer=-1)

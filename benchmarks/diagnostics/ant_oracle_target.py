@@ -54,7 +54,7 @@ from torch.distributions import Independent, Normal
 from irl_agents.episodes import pad_episodes, split_episodes
 from irl_agents.model_rollout import rollout_success, rollout_summary
 from irl_agents.models import load_model
-from irl_envs.ant_heading import heading_frame
+from irl_envs.ant_heading import FRAMES
 from irl_envs.datasets import load_dataset
 from irl_envs.families import env_id, family
 from irl_envs.rollout import current_targets
@@ -77,10 +77,6 @@ def near_new_target(targets: np.ndarray, window: int) -> np.ndarray:
     changed = np.ones(targets.shape, dtype=bool)
     changed[..., 1:] = targets[..., 1:] != targets[..., :-1]
     return t - np.maximum.accumulate(np.where(changed, t, 0), axis=-1) < window
-
-
-FRAMES = {"world": lambda obs: obs, "heading": heading_frame}
-"""Observation transforms applied before the one-hot (the env's own frame, or the heading's)."""
 
 
 def make_data(src: str, out: str, frame: str = "world") -> None:

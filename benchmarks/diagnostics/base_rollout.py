@@ -27,7 +27,7 @@ import torch
 
 from irl_agents.model_rollout import rollout_success, rollout_summary
 from irl_agents.models import load_model
-from irl_envs.ant_heading import heading_frame
+from irl_envs.ant_heading import FRAMES
 from irl_envs.families import env_id, family
 from irl_envs.tasks import blind_ceiling, task_set
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--env-workers", type=int, default=2,
                    help="ant: processes stepping the environments (1: this process only)")
-    p.add_argument("--frame", choices=["world", "heading"], default="world",
+    p.add_argument("--frame", choices=sorted(FRAMES), default="world",
                    help="ant: observation frame the model was trained in")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     venv = family(args.env).make_vec(env_id(args.env, args.task_set), args.episodes,
                                      workers=args.env_workers)
-    obs_fn = (lambda obs, info: heading_frame(obs)) if args.frame == "heading" else None
+    transform = FRAMES[args.frame]
+    obs_fn = (lambda obs, info: transform(obs)) if args.frame != "world" else None
     res = rollout_success(model, venv, seed=10_000 + args.seed, greedy=args.greedy,
                           obs_fn=obs_fn)
     venv.close()
