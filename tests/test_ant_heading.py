@@ -1,14 +1,18 @@
 """The heading-frame observation of the ant: a pure rotation of the world-frame vectors, the
-same offline (datasets) as online (the wrapper), and refused on the wrong shape."""
+same offline (datasets) as online (the wrapper) as inside a model (the ``ant_heading``
+encoder), and refused on the wrong shape."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import irl_envs  # noqa: F401  (registers the ids)
+from irl_agents.models import ModelConfig, build_model
+from irl_agents.models.encoders import AntHeadingEncoder
 from irl_envs.ant_heading import HeadingFrameObservation, heading_frame
 
 
@@ -70,3 +74,35 @@ def test_wrapper_equals_the_offline_transform_and_passes_the_checker():
 def test_wrong_width_is_refused():
     with pytest.raises(ValueError, match="obs: expected 41 dims for 5 cells, got 40"):
         heading_frame(np.zeros(40, np.float32))
+
+
+@settings(max_examples=30, deadline=None)
+@given(yaw=st.floats(-3.1, 3.1),
+       offsets=st.lists(st.floats(-1, 1, width=32), min_size=10, max_size=10),
+       velocity=st.lists(st.floats(-3, 3, width=32), min_size=2, max_size=2))
+def test_the_ant_heading_encoder_sees_what_the_offline_transform_writes(yaw, offsets, velocity):
+    obs = _world_obs(yaw, np.array(offsets).reshape(5, 2), np.array(velocity))
+    inside = AntHeadingEncoder.frame(torch.from_numpy(obs)).numpy()
+    np.testing.assert_allclose(inside, heading_frame(obs), atol=1e-5)
+
+
+def test_a_model_over_the_heading_encoder_reads_world_frame_env_observations():
+    env = gym.make("InternalRL/AntSubgoalsPretrain-v0")
+    obs = [env.reset(seed=1)[0]]
+    obs += [env.step(env.action_space.sample())[0] for _ in range(7)]
+    seq = torch.from_numpy(np.stack(obs))[None]  # (1, 8, 41): the env's own frame
+    np.testing.assert_allclose(AntHeadingEncoder.frame(seq)[0].numpy(),
+                               heading_frame(np.stack(obs)), atol=1e-5)
+    cfg = ModelConfig(kind="ssm", obs_dim=41, action_dim=8, discrete=False, d_model=16,
+                      n_layers=2, d_mlp=32, obs_encoder="ant_heading",
+                      obs_likelihood="gaussian")
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        full = model(seq)
+        state = model.initial_state(1)
+        steps = [model.step(seq[:, t], state)[0].mean for t in range(8)]
+    assert full.obs_pred.shape == (1, 8, 41)  # predicts the env's observation, not the frame's
+    assert torch.allclose(torch.stack(steps, 1), full.mean, atol=1e-5)
+    with pytest.raises(ValueError, match="obs_encoder='ant_heading' needs an AntSubgoals"):
+        build_model(ModelConfig(obs_dim=40, action_dim=8, discrete=False,
+                                obs_encoder="ant_heading"))

@@ -8,8 +8,10 @@ from typing import Any, Literal
 from irl_agents.configs import DictConfig
 
 ModelKind = Literal["transformer", "ssm"]
-ObsEncoder = Literal["linear", "grid_conv", "grid_ego", "grid_objects", "ant_objects"]
-OBS_ENCODERS: tuple[str, ...] = ("linear", "grid_conv", "grid_ego", "grid_objects", "ant_objects")
+ObsEncoder = Literal["linear", "grid_conv", "grid_ego", "grid_objects", "ant_objects",
+                     "ant_heading"]
+OBS_ENCODERS: tuple[str, ...] = ("linear", "grid_conv", "grid_ego", "grid_objects", "ant_objects",
+                                 "ant_heading")
 GRID_ENCODERS: tuple[str, ...] = ("grid_conv", "grid_ego", "grid_objects")
 ObsLikelihood = Literal["bernoulli", "gaussian"]
 
@@ -35,8 +37,9 @@ class ModelConfig(DictConfig):
     """Map from observation to the residual stream: ``"linear"`` (paper), ``"grid_conv"``
     (two 3x3 convolutions over the ``obs_shape`` planes), ``"grid_ego"`` (the planes
     re-centred on the agent, then convolutions), ``"grid_objects"`` (re-centred, one shared
-    encoder per colour plane) or ``"ant_objects"`` (the ant's colour offsets in its body
-    frame, one shared encoder per colour); see :mod:`.encoders`."""
+    encoder per colour plane), ``"ant_objects"`` (the ant's colour offsets in its body
+    frame, one shared encoder per colour) or ``"ant_heading"`` (linear, over the ant's
+    observation rewritten in its heading frame); see :mod:`.encoders`."""
     obs_shape: list[int] | None = None
     """``[C, H, W]`` planes of a ``grid_conv`` observation (gridworld: ``[13, 7, 7]``)."""
     conv_channels: int = 32

@@ -16,6 +16,10 @@
   instead of a separate navigation skill per colour (see docs/results/base_models.md).
 - ``ant_objects``: the ant's analogue (:class:`AntObjectEncoder`): each colour's offset from
   the torso, turned into the body frame, through one encoder shared by all colours.
+- ``ant_heading``: the paper's linear layer over the observation rewritten in the ant's
+  heading frame (:class:`AntHeadingEncoder`, the in-model twin of
+  :func:`irl_envs.ant_heading.heading_frame`). The model still reads, predicts and is rolled
+  out on the environment's own world-frame observations, so nothing else needs to know.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ def build_encoder(config: ModelConfig) -> nn.Module:
     if config.obs_encoder == "ant_objects":
         return AntObjectEncoder(config.obs_dim, config.d_model, config.conv_channels,
                                 config.ant_colours)
+    if config.obs_encoder == "ant_heading":
+        return AntHeadingEncoder(config.obs_dim, config.d_model)
     if config.obs_shape is None:
         raise ValueError(f"obs_encoder={config.obs_encoder!r} needs ModelConfig.obs_shape "
                          "[C, H, W]")
@@ -193,6 +199,53 @@ def symexp(x: Tensor) -> Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
+def ant_heading(obs: Tensor) -> tuple[Tensor, Tensor]:
+    """``cos, sin`` of the torso's yaw, ``(...)``, from ``(..., D)`` AntSubgoals observations
+    (the quaternion ``w, x, y, z`` at indices 1-4, symlogged)."""
+    q = symexp(obs[..., 1:5])
+    yaw = torch.atan2(2 * (q[..., 0] * q[..., 3] + q[..., 1] * q[..., 2]),
+                      1 - 2 * (q[..., 2] ** 2 + q[..., 3] ** 2))
+    return torch.cos(yaw), torch.sin(yaw)
+
+
+def to_heading(vec: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """World-frame planar vectors ``(..., 2)`` rotated by ``-yaw`` (+x ahead, +y left)."""
+    x, y = vec[..., 0], vec[..., 1]
+    return torch.stack([cos * x + sin * y, -sin * x + cos * y], -1)
+
+
+class AntHeadingEncoder(nn.Module):
+    """The ant's observation in its heading frame, then one linear layer (``ant_heading``).
+
+    The torso's planar velocity (indices 13-14, symlogged) and every colour and wall offset
+    (indices 29 to D - 3) are rotated by ``-yaw``; ``cos, sin`` of the yaw are appended. This
+    is :func:`irl_envs.ant_heading.heading_frame` inside the model (tested equal), so a model
+    trained on world-frame data acts on "colour c is ahead and to the left" without learning
+    the rotation, and every tool that feeds it env observations works unchanged.
+    """
+
+    def __init__(self, obs_dim: int, d_model: int) -> None:
+        super().__init__()
+        if obs_dim < 33 or (obs_dim - 31) % 2:
+            raise ValueError(f"obs_encoder='ant_heading' needs an AntSubgoals observation "
+                             f"(31 + 2 per cell dims), got obs_dim {obs_dim}")
+        self.proj = nn.Linear(obs_dim + 2, d_model)
+
+    @staticmethod
+    def frame(obs: Tensor) -> Tensor:
+        """``(..., D)`` world-frame observations -> ``(..., D + 2)`` heading-frame ones."""
+        cos, sin = ant_heading(obs)
+        vel = to_heading(symexp(obs[..., 13:15]), cos, sin)
+        vel = torch.sign(vel) * torch.log1p(vel.abs())  # symlog, as in the observation
+        offsets = to_heading(obs[..., 29:-2].unflatten(-1, (-1, 2)), cos[..., None],
+                             sin[..., None]).flatten(-2)
+        return torch.cat([obs[..., :13], vel, obs[..., 15:29], offsets, obs[..., -2:],
+                          cos[..., None], sin[..., None]], -1)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.proj(self.frame(obs))
+
+
 class AntObjectEncoder(nn.Module):
     """The ant's colours seen from its body, one encoder shared by every colour
     (``ant_objects``).
@@ -228,13 +281,9 @@ class AntObjectEncoder(nn.Module):
     def objects(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Colour slots ``(..., O * width)`` and summed wall features ``(..., width)``."""
         p = self.proprio_dim
-        q = symexp(obs[..., 1:5])  # torso quaternion (w, x, y, z)
-        yaw = torch.atan2(2 * (q[..., 0] * q[..., 3] + q[..., 1] * q[..., 2]),
-                          1 - 2 * (q[..., 2] ** 2 + q[..., 3] ** 2))
-        cos, sin = torch.cos(yaw)[..., None], torch.sin(yaw)[..., None]
+        cos, sin = ant_heading(obs)
         rel = obs[..., p + 2 : -2].unflatten(-1, (-1, 2))  # (..., objects, 2), world frame
-        body = torch.stack([cos * rel[..., 0] + sin * rel[..., 1],
-                            -sin * rel[..., 0] + cos * rel[..., 1]], -1)
+        body = to_heading(rel, cos[..., None], sin[..., None])
         feats = torch.cat([body, rel.norm(dim=-1, keepdim=True)], -1)
         colour = self.colour_mlp(feats[..., : self.colours, :]).flatten(-2)
         return colour, self.wall_mlp(feats[..., self.colours :, :]).sum(-2)
