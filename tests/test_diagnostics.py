@@ -149,6 +149,7 @@ CASES = {
         "plot", "{root}/scale", "--out", "{root}/scale.png"]),
     "scaling_grid table": ("scaling_grid", ["table", "{root}/scale"]),
     "scaling_grid ship": ("scaling_grid", ["ship", "{root}/scale:1", "--out", "{root}/ship"]),
+    "subgoal_prior": ("subgoal_prior", ["--dataset", "{grid}", "--episodes", "10"]),
     "switch_timing": ("switch_timing", [
         "--meta", "{codebook}", "--base", "{base}", "--episodes", "3"]),
     "switch_timing argmax": ("switch_timing", [
@@ -180,6 +181,9 @@ def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
         assert (Path(tiny["root"]) / "ship" / "expert-000M" / "model.safetensors").is_file()
     if case == "plot_runs":  # seed 1 succeeded in 0.25 of its second batch of 4 episodes
         assert '"successes_per_run": [0, 1], "runs_reaching_it": 2' in out
+    if case == "subgoal_prior":
+        scores = json.loads(out)
+        assert 0 <= scores["chance"] <= 1 and 0 <= scores["prefix_bayes"] <= 1
     if case == "gym_policy_eval":
         assert '"episodes": 3, "success"' in out
     if case.endswith("heading"):  # the frame travels from the data file to the rollouts
@@ -190,6 +194,14 @@ def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
         saved = json.loads((Path(tiny["root"]) / "oracle-split" / "metacontroller.json")
                            .read_text())
         assert saved["config"]["layer"] == 1 and saved["config"]["write_layer"] == 0
+
+
+def test_subgoal_prior_reads_the_colours_visited_before_each_step():
+    spec = importlib.util.spec_from_file_location("subgoal_prior", DIAGNOSTICS / "subgoal_prior.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # targets 2, 2, 0, 0, 0, 3: colour 2 is visited at step 2, colour 0 at step 5
+    assert module.prefixes([2, 2, 0, 0, 0, 3]) == [(), (), (2,), (2,), (2,), (2, 0)]
 
 
 def test_plot_runs_takes_unfinished_runs_only_when_asked(tmp_path, capsys):
