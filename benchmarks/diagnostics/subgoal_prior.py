@@ -13,7 +13,10 @@ two predictors that see only the task structure, on the same steps as ``irl prob
 
 A probe above the prefix prediction decodes something the history of visited colours alone
 does not give (the heading, the layout); a probe below it has not learnt even the task
-structure. Backs docs/results/ant.md, "A longer run in the heading frame".
+structure. With ``--mlp-steps N`` (ant datasets) an MLP is also fitted on the same halves,
+from the current observation in the heading frame, from the prefix, and from both: what a
+model that perceives the present step and remembers the visited colours could decode.
+Backs docs/results/ant.md, "The heading frame inside the model".
 
 Usage: python benchmarks/diagnostics/subgoal_prior.py \
     --dataset data/ant-pretrain-2k-mean.safetensors
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", required=True, help="demonstrations with subgoal labels")
     p.add_argument("--episodes", type=int, default=2000, help="episodes used (default 2000)")
+    p.add_argument("--mlp-steps", type=int, default=0,
+                   help="ant: also fit MLP ceilings for this many steps (default 0: no)")
+    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
     data = load_dataset(args.dataset)
@@ -71,12 +77,53 @@ def main(argv: list[str] | None = None) -> None:
     by_visited = defaultdict(list)
     for (pre, _), hit in zip(test, hits, strict=True):
         by_visited[len(pre)].append(hit)
-    print(json.dumps({
-        "dataset": args.dataset, "episodes": n, "scored_steps": len(test),
-        "chance": round(float(chance), 4), "prefix_bayes": round(float(np.mean(hits)), 4),
-        "by_colours_visited": {k: {"share": round(len(v) / len(test), 3),
-                                   "accuracy": round(float(np.mean(v)), 4)}
-                               for k, v in sorted(by_visited.items())}}))
+    out = {"dataset": args.dataset, "episodes": n, "scored_steps": len(test),
+           "chance": round(float(chance), 4), "prefix_bayes": round(float(np.mean(hits)), 4),
+           "by_colours_visited": {k: {"share": round(len(v) / len(test), 3),
+                                      "accuracy": round(float(np.mean(v)), 4)}
+                                  for k, v in sorted(by_visited.items())}}
+    if args.mlp_steps:
+        out["mlp"] = mlp_ceilings(data, steps, args.mlp_steps, args.seed)
+    print(json.dumps(out))
+
+
+def mlp_ceilings(data, steps: list, train_steps: int, seed: int) -> dict[str, float]:
+    """Held-out accuracy of MLPs reading the present observation (heading frame), the prefix
+    of visited colours (one-hot per slot), or both."""
+    import torch
+    from torch import nn
+
+    from irl_envs.ant_heading import heading_frame
+
+    torch.manual_seed(seed)
+    n = sum(1 for _ in steps)
+    obs = heading_frame(np.asarray(data.observations[:n]))
+    colours = int(max(y for *_, y in steps)) + 1
+    slots = max(len(pre) for _, pre, _ in steps)
+    prefix = np.zeros((n, max(slots, 1) * (colours + 1)), np.float32)
+    for i, (_, pre, _) in enumerate(steps):
+        for j in range(slots):
+            prefix[i, j * (colours + 1) + (pre[j] if j < len(pre) else colours)] = 1
+    labels = torch.tensor([y for *_, y in steps])
+    fit = torch.tensor([e % 2 == 0 for e, *_ in steps])
+    inputs = {"obs": obs, "prefix": prefix, "obs+prefix": np.concatenate([obs, prefix], 1)}
+    result = {}
+    for name, x in inputs.items():
+        x = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+        net = nn.Sequential(nn.Linear(x.shape[1], 256), nn.ReLU(), nn.Linear(256, 256),
+                            nn.ReLU(), nn.Linear(256, colours))
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        xf, yf = x[fit], labels[fit]
+        for _ in range(train_steps):
+            idx = torch.randint(len(xf), (1024,))
+            loss = nn.functional.cross_entropy(net(xf[idx]), yf[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            pred = net(x[~fit]).argmax(1)
+        result[name] = round(float((pred == labels[~fit]).float().mean()), 4)
+    return result
 
 
 if __name__ == "__main__":
