@@ -150,6 +150,7 @@ CASES = {
     "scaling_grid table": ("scaling_grid", ["table", "{root}/scale"]),
     "scaling_grid ship": ("scaling_grid", ["ship", "{root}/scale:1", "--out", "{root}/ship"]),
     "subgoal_prior": ("subgoal_prior", ["--dataset", "{grid}", "--episodes", "10"]),
+    "subgoal_prior mlp": ("subgoal_prior", ["--dataset", "{ant}", "--mlp-steps", "2"]),
     "switch_timing": ("switch_timing", [
         "--meta", "{codebook}", "--base", "{base}", "--episodes", "3"]),
     "switch_timing argmax": ("switch_timing", [
@@ -181,9 +182,11 @@ def test_diagnostic_runs_at_tiny_size(case, tiny, capsys):
         assert (Path(tiny["root"]) / "ship" / "expert-000M" / "model.safetensors").is_file()
     if case == "plot_runs":  # seed 1 succeeded in 0.25 of its second batch of 4 episodes
         assert '"successes_per_run": [0, 1], "runs_reaching_it": 2' in out
-    if case == "subgoal_prior":
+    if name == "subgoal_prior":
         scores = json.loads(out)
         assert 0 <= scores["chance"] <= 1 and 0 <= scores["prefix_bayes"] <= 1
+        assert set(scores.get("mlp", {})) == ({"obs", "prefix", "obs+prefix"} if "mlp" in case
+                                              else set())
     if case == "gym_policy_eval":
         assert '"episodes": 3, "success"' in out
     if case.endswith("heading"):  # the frame travels from the data file to the rollouts
