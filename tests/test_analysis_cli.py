@@ -63,6 +63,21 @@ def test_unlabelled_steps_train_no_controller(tiny):
                                                      strict=True))
 
 
+def test_cli_probe_plots_one_line_per_named_model(tiny, tmp_path, monkeypatch):
+    import irl_agents.probe
+
+    root, _, _ = tiny
+    data, base = str(root / "data.safetensors"), str(root / "base")
+    drawn = {}
+    monkeypatch.setattr(irl_agents.probe, "plot_probe",
+                        lambda results, path: drawn.update({k: len(v) for k, v in
+                                                            results.items()}))
+    argv = ["probe", "--dataset", data, "--episodes", "40", "--plot", str(tmp_path / "p.png"),
+            "--model", f"early={base}", f"late={base}", f"late={base}", base]
+    assert main(argv) == 0
+    assert drawn == {"early": 1, "late": 2, "base model": 1}  # same name: seeds of one line
+
+
 def test_cli_probe_controllers_discover_internal_rl(tiny, tmp_path):
     root, _, _ = tiny
     data, base = str(root / "data.safetensors"), str(root / "base")

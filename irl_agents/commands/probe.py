@@ -15,7 +15,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                        description="Fit a linear subgoal probe at every layer boundary and "
                                    "report held-out accuracy (the paper's Fig. 3).")
     p.add_argument("--base", "--model", dest="base", required=True, nargs="+",
-                   help="base model folder(s)")
+                   metavar="[NAME=]DIR",
+                   help="base model folder(s); the plot draws one line per NAME (models of one "
+                        "name are seeds: median and range), unnamed ones as 'base model'")
     p.add_argument("--dataset", required=True, help="demonstrations with subgoal labels")
     p.add_argument("--episodes", type=int, default=2000, help="episodes used (default 2000)")
     p.add_argument("--plot", metavar="PNG", help="write accuracy vs layer")
@@ -31,15 +33,18 @@ def run(args: argparse.Namespace) -> int:
     check_options(args, {"episodes": 1, "seed": 0})
     check_device(args.device, "--device")
     data = load_dataset(args.dataset)
-    results, rows = [], []
-    for path in args.base:
+    results, rows = {}, []
+    for spec in args.base:
+        name, sep, path = spec.partition("=")
+        if not sep or "/" in name:  # a plain folder (which may itself hold "=")
+            name, path = "", spec
         res = probe_subgoals(load_model(path, device=args.device), data, args.episodes,
                              seed=args.seed)
-        results.append(res)
-        rows += [{"model": path, **r, "chance": round(res.chance, 4)} for r in res.rows()]
+        results.setdefault(name or "base model", []).append(res)
+        rows += [{"model": spec, **r, "chance": round(res.chance, 4)} for r in res.rows()]
     print(table(rows))
     if args.plot:
-        plot_probe({"base model": results}, args.plot)
+        plot_probe(results, args.plot)
     if args.json:
         write_json(args.json, {"rows": rows})
     return 0
