@@ -96,7 +96,7 @@ def mlp_ceilings(data, steps: list, train_steps: int, seed: int) -> dict[str, fl
     from irl_envs.ant_heading import heading_frame
 
     torch.manual_seed(seed)
-    n = sum(1 for _ in steps)
+    n = len(steps)  # episodes are stored back to back: the first n rows are these steps
     obs = heading_frame(np.asarray(data.observations[:n]))
     colours = int(max(y for *_, y in steps)) + 1
     slots = max(len(pre) for _, pre, _ in steps)

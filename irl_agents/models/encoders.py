@@ -199,6 +199,11 @@ def symexp(x: Tensor) -> Tensor:
     return torch.sign(x) * torch.expm1(x.abs())
 
 
+def symlog(x: Tensor) -> Tensor:
+    """``sign(x) log(1 + |x|)``, as AntSubgoals applies to proprioception."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
 def ant_heading(obs: Tensor) -> tuple[Tensor, Tensor]:
     """``cos, sin`` of the torso's yaw, ``(...)``, from ``(..., D)`` AntSubgoals observations
     (the quaternion ``w, x, y, z`` at indices 1-4, symlogged)."""
@@ -235,8 +240,7 @@ class AntHeadingEncoder(nn.Module):
     def frame(obs: Tensor) -> Tensor:
         """``(..., D)`` world-frame observations -> ``(..., D + 2)`` heading-frame ones."""
         cos, sin = ant_heading(obs)
-        vel = to_heading(symexp(obs[..., 13:15]), cos, sin)
-        vel = torch.sign(vel) * torch.log1p(vel.abs())  # symlog, as in the observation
+        vel = symlog(to_heading(symexp(obs[..., 13:15]), cos, sin))
         offsets = to_heading(obs[..., 29:-2].unflatten(-1, (-1, 2)), cos[..., None],
                              sin[..., None]).flatten(-2)
         return torch.cat([obs[..., :13], vel, obs[..., 15:29], offsets, obs[..., -2:],
